@@ -1,0 +1,93 @@
+// A Plan is pure data: what to upload, which remote steps to take (each with its undo),
+// the one-shot boot, and the stage2 config. `check` prints it; `run` applies it.
+
+/** One file the payload puts into the host's working directory. */
+export interface PayloadFile {
+  role: 'image' | 'config-json' | 'initramfs' | 'kernel' | 'network';
+  /** where the bytes come from on the operator's machine (files are streamed, never held) */
+  source: { kind: 'file'; path: string } | { kind: 'bytes'; data: Buffer };
+  /** absolute path on the host */
+  remotePath: string;
+  sizeBytes: number;
+  sha256: string;
+  /** 0o600 for secrets (config.json, network files) */
+  mode: number;
+}
+
+/**
+ * One step of the apply transaction on the host. Steps are data; a renderer turns them into
+ * shell with the one quoting function. Every step has an undo.
+ */
+export type ApplyStep =
+  /** copy a file already on the host (e.g. from the working directory); an existing target is backed up */
+  | { kind: 'copy'; from: string; to: string; mode: number; description: string }
+  /** write exact content to a path; an existing target is backed up */
+  | { kind: 'write'; path: string; content: string; mode: number; description: string }
+  /** run a command; `undo` is the command that reverses it */
+  | { kind: 'exec'; argv: string[]; undo: string[][]; description: string };
+
+export interface Stage2Config {
+  /** written as balena-stage2.yml: flat `key: value` lines busybox sh can read */
+  [key: string]: string | number | boolean;
+}
+
+export interface Plan {
+  host: string;
+  deviceType: string;
+  bootManager: 'grub' | 'efi' | 'rpi' | 'uboot' | 'windows';
+  /** kernel name of the disk that balenaOS will be written to */
+  installDisk: { name: string; sizeBytes: number };
+  workDir: string;
+  payload: PayloadFile[];
+  steps: ApplyStep[];
+  /** the one-shot boot into stage2, e.g. `grub-reboot balena-migrate-stage2` */
+  oneShot: { mechanism: string; argv: string[] };
+  stage2Config: Stage2Config;
+  /** where balena-stage2.yml goes on the host */
+  stage2ConfigPath: string;
+  ram: { neededBytes: number; availableBytes: number };
+  /** human-readable lines for `check` */
+  notes: string[];
+}
+
+export type PlanResult = { ok: true; plan: Plan } | { ok: false; reasons: string[] };
+
+/** What the operator's image is, measured once on the laptop by streaming it. */
+export interface ImageInfo {
+  path: string;
+  /** detected from content, not the name */
+  compression: 'none' | 'gzip' | 'xz' | 'zip';
+  /** size and sha256 of the file as it is uploaded */
+  fileSizeBytes: number;
+  fileSha256: string;
+  /** size and sha256 of the raw disk image after decompression */
+  rawSizeBytes: number;
+  rawSha256: string;
+}
+
+/** A file on the operator's machine with its measured size and hash. */
+export interface LocalFile {
+  path: string;
+  sizeBytes: number;
+  sha256: string;
+}
+
+/** Everything a pure planner needs; gathered by the I/O phases before planning. */
+export interface PlanInput {
+  hostName: string;
+  facts: import('../facts/facts.ts').Facts;
+  mode: 'standalone' | 'pretend';
+  image: ImageInfo;
+  configJson: LocalFile;
+  /** absolute working directory on the host */
+  workDir: string;
+  /** `host`: boot the host's installed kernel; otherwise a supplied migration kernel */
+  kernel: { source: 'host' } | { source: 'file'; file: LocalFile };
+  /** the stage2 initramfs built for this host's kernel */
+  initramfs: { data: Buffer; sha256: string };
+  failMode: 'reboot' | 'rescue-shell';
+  /** extra RAM stage2 keeps free beyond image + config + log */
+  ramMarginBytes: number;
+  /** for stable backup names, e.g. 20261126T041500Z */
+  timestamp: string;
+}
