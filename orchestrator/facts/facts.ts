@@ -1,5 +1,9 @@
 // Typed facts about a host, validated from what the probe prints. Nothing downstream reads
 // raw command output: planners see only this shape.
+//
+// Fields marked optional were added after the first version of this contract; parseFacts
+// always fills them, they are optional only so that facts written by hand elsewhere still
+// type-check.
 import { z } from 'zod';
 
 export const BlockDevice = z.object({
@@ -19,6 +23,11 @@ export const BlockDevice = z.object({
   fstype: z.string().nullable(),
   removable: z.boolean(),
   readOnly: z.boolean(),
+  /** `MAJ:MIN` */
+  majMin: z.string().optional(),
+  /** device-mapper uuid (`LVM-...`, `CRYPT-...`) and name, for dm-* devices */
+  dmUuid: z.string().nullable().optional(),
+  dmName: z.string().nullable().optional(),
 });
 export type BlockDevice = z.infer<typeof BlockDevice>;
 
@@ -41,6 +50,15 @@ export const DirLocation = z.object({
   fstype: z.string(),
   freeBytes: z.number().int().nonnegative(),
   writable: z.boolean(),
+  /**
+   * the directory inside its filesystem that is mounted at `mountpoint` (`/` unless it is a
+   * bind mount); the path relative to the filesystem's root is fsRoot + (path - mountpoint)
+   */
+  fsRoot: z.string().optional(),
+  /** the nearest existing ancestor of `path` that was actually looked at (`path` when it exists) */
+  probedPath: z.string().optional(),
+  /** the mount source, e.g. `/dev/vda1`, `/dev/mapper/vg-root`, `tmpfs` */
+  source: z.string().optional(),
 });
 export type DirLocation = z.infer<typeof DirLocation>;
 
@@ -87,6 +105,8 @@ export const Facts = z.object({
   mounts: z.array(Mount),
   /** kernel name of the block device mounted at / (null when not a plain block device) */
   rootDevice: z.string().nullable(),
+  /** where / lives (its device may be dm-*, md*, ... when rootDevice is null) */
+  rootDir: DirLocation.optional(),
   bootDir: DirLocation,
   workDir: DirLocation,
   /** kernel modules on the path from the root disk to the bus (e.g. virtio_blk, virtio_pci, ahci, nvme) */
@@ -107,11 +127,23 @@ export const Facts = z.object({
     grubDDir: z.boolean(),
     /** grub.cfg honours next_entry (the one-shot that grub-reboot sets) */
     honoursNextEntry: z.boolean(),
+    /** update-grub / update-grub2 (Debian family); preferred over `mkconfig -o` when present */
+    updateGrub: z.string().nullable().optional(),
+    /** why GRUB cannot rewrite grubenv at boot, when envWritableAtBoot is false */
+    envNotWritableReason: z.string().nullable().optional(),
+    /** the exact bytes of grubenv (1024 bytes normally), base64; null when absent or unreadable */
+    envBase64: z.string().nullable().optional(),
   }),
   tools: z.object({
     setsid: z.boolean(),
+    /** flock (util-linux): the apply transaction's lock */
+    flock: z.boolean().optional(),
     sha256sum: z.boolean(),
     efibootmgr: z.boolean(),
   }),
+  /** how filesystem identities were read: blkid, lsblk, udev, busybox-blkid, none */
+  idTool: z.string().optional(),
+  /** things the probe could not find out, for the operator */
+  warnings: z.array(z.string()).optional(),
 });
 export type Facts = z.infer<typeof Facts>;

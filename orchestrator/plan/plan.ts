@@ -19,12 +19,21 @@ export interface PayloadFile {
  * shell with the one quoting function. Every step has an undo.
  */
 export type ApplyStep =
-  /** copy a file already on the host (e.g. from the working directory); an existing target is backed up */
-  | { kind: 'copy'; from: string; to: string; mode: number; description: string }
+  /** create one directory (its parent must exist); undo removes it only if this step created it */
+  | { kind: 'mkdir'; path: string; mode: number; description: string }
+  /**
+   * copy a file already on the host (e.g. from the working directory); an existing target is
+   * backed up; with `sha256` the copy is verified before it replaces the target
+   */
+  | { kind: 'copy'; from: string; to: string; mode: number; description: string; sha256?: string }
   /** write exact content to a path; an existing target is backed up */
   | { kind: 'write'; path: string; content: string; mode: number; description: string }
-  /** run a command; `undo` is the command that reverses it */
-  | { kind: 'exec'; argv: string[]; undo: string[][]; description: string };
+  /**
+   * run a command; `undo` is the commands that reverse it, run in order; every path in
+   * `backup` is saved before the command runs and put back byte-exactly (or removed, if it
+   * did not exist) after the undo commands
+   */
+  | { kind: 'exec'; argv: string[]; undo: string[][]; description: string; backup?: string[] };
 
 export interface Stage2Config {
   /** written as balena-stage2.yml: flat `key: value` lines busybox sh can read */

@@ -1,0 +1,120 @@
+// Command-line flags shared by the commands, and their mapping onto balena-migrate.yml
+// settings: every config option that makes sense on a command line has a flag, and a flag
+// wins over the file.
+import { type Command, Option } from 'commander';
+import type { ConfigOverrides } from '../config/migration-config.ts';
+
+export interface CommonFlags {
+  inventory?: string;
+  config?: string;
+  host?: string[];
+  limit?: string;
+  image?: string;
+  configJson?: string;
+  workDir?: string;
+  mode?: 'standalone' | 'pretend';
+  kernel?: string;
+  failMode?: 'reboot' | 'rescue-shell';
+  busybox?: string;
+  ramMargin?: string;
+  knownHosts?: string;
+  acceptNewHostKeys?: boolean;
+  identity?: string[];
+  agent?: boolean;
+  connectTimeout?: string;
+  verifyTimeout?: string;
+  balenaPort?: string;
+  runsDir?: string;
+  concurrency?: string;
+  waves?: string;
+  maxFailures?: string;
+  json?: boolean;
+  resume?: string;
+}
+
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+export function addTargetFlags(cmd: Command): Command {
+  return cmd
+    .option('-i, --inventory <file>', 'inventory: ours (YAML) or an Ansible inventory (YAML or INI)')
+    .option('-c, --config <file>', 'migration config (default: ./balena-migrate.yml if it exists)')
+    .option('--host <[user@]address[:port]>', 'a host to work on besides the inventory (repeatable)', collect)
+    .option('-l, --limit <pattern>', 'select hosts: name, group, glob, a,b, !exclude, or @file');
+}
+
+export function addMigrationFlags(cmd: Command): Command {
+  return cmd
+    .option('--image <file>', 'balenaOS image (.img, .img.gz, .img.xz)')
+    .option('--config-json <file>', "the devices' config.json")
+    .option('--work-dir <dir>', 'absolute working directory on the hosts')
+    .addOption(
+      new Option('--mode <mode>', 'standalone, or pretend (upload and verify, no boot change)').choices([
+        'standalone',
+        'pretend',
+      ]),
+    )
+    .option('--kernel <host|file>', "stage2 kernel: 'host' (the host's own) or a migration kernel file")
+    .addOption(
+      new Option('--fail-mode <mode>', 'stage2 on failure before writing').choices([
+        'reboot',
+        'rescue-shell',
+      ]),
+    )
+    .option('--busybox <file>', 'static busybox for the stage2 initramfs')
+    .option('--ram-margin <MiB>', 'RAM kept free in stage2 beyond the image')
+    .option('--known-hosts <file>', 'known_hosts file that verifies host keys')
+    .option('--accept-new-host-keys', 'trust and record the key of a host seen for the first time')
+    .option('--identity <file>', 'private key to offer (repeatable)', collect)
+    .option('--no-agent', 'do not use ssh-agent')
+    .option('--connect-timeout <seconds>', 'give up connecting after this long')
+    .option('--verify-timeout <seconds>', 'how long to wait for balenaOS after the reboot')
+    .option('--balena-port <port>', "balenaOS's SSH port (22222)")
+    .option('--runs-dir <dir>', 'where run directories go');
+}
+
+export function addFleetFlags(cmd: Command): Command {
+  return cmd
+    .option('--concurrency <n>', 'hosts at once')
+    .option('--waves <spec>', 'rollout waves, e.g. 1,10%,100%')
+    .option('--max-failures <n|p%>', 'failure budget: stop starting hosts once it is spent')
+    .option('--json', 'one JSON line per event instead of bars or text lines')
+    .option('--resume <rundir>', 'continue the run in this run directory');
+}
+
+function num(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  // Let the schema produce the error for a non-number, with the flag named.
+  return Number.isFinite(n) ? n : (value as unknown as number);
+}
+
+/** The flags as a partial balena-migrate.yml, validated by the same schema as the file. */
+export function overridesFromFlags(f: CommonFlags): ConfigOverrides {
+  const o: ConfigOverrides = {};
+  if (f.image !== undefined) o.image = f.image;
+  if (f.configJson !== undefined) o.configJson = f.configJson;
+  if (f.workDir !== undefined) o.workDir = f.workDir;
+  if (f.mode !== undefined) o.mode = f.mode;
+  const stage2: NonNullable<ConfigOverrides['stage2']> = {};
+  if (f.kernel !== undefined) stage2.kernel = f.kernel;
+  if (f.failMode !== undefined) stage2.failMode = f.failMode;
+  if (f.busybox !== undefined) stage2.busybox = f.busybox;
+  if (f.ramMargin !== undefined) stage2.ramMarginMiB = num(f.ramMargin);
+  if (Object.keys(stage2).length) o.stage2 = stage2;
+  const ssh: NonNullable<ConfigOverrides['ssh']> = {};
+  if (f.knownHosts !== undefined) ssh.knownHostsFile = f.knownHosts;
+  if (f.acceptNewHostKeys) ssh.acceptNewHostKeys = true;
+  if (f.identity?.length) ssh.identityFiles = f.identity;
+  if (f.agent === false) ssh.useAgent = false;
+  if (f.connectTimeout !== undefined) ssh.connectTimeoutSeconds = num(f.connectTimeout);
+  if (Object.keys(ssh).length) o.ssh = ssh;
+  const verify: NonNullable<ConfigOverrides['verify']> = {};
+  if (f.verifyTimeout !== undefined) verify.timeoutSeconds = num(f.verifyTimeout);
+  if (f.balenaPort !== undefined) verify.balenaPort = num(f.balenaPort);
+  if (Object.keys(verify).length) o.verify = verify;
+  const run: NonNullable<ConfigOverrides['run']> = {};
+  if (f.runsDir !== undefined) run.runsDir = f.runsDir;
+  if (f.concurrency !== undefined) run.concurrency = num(f.concurrency);
+  if (Object.keys(run).length) o.run = run;
+  return o;
+}

@@ -1,0 +1,213 @@
+// One host's whole pipeline: connect → probe → plan → upload → apply → reboot → verify.
+// Every path ends in exactly one outcome class; every change made before the reboot is
+// undone when a later step fails.
+import { posix } from 'node:path';
+import { RefusalError } from '../errors.ts';
+import type { Facts } from '../facts/facts.ts';
+import type { Plan } from '../plan/plan.ts';
+import { planMigration } from '../platform/plan-migration.ts';
+import type { HostReport } from '../report/host-report.ts';
+import type { SshSession } from '../ssh/session.ts';
+import { applyPlan, type SessionSource, undoApply } from './apply.ts';
+import { connectBalena, connectHost, type Prompts } from './connect.ts';
+import { describeError } from './next-step.ts';
+import { buildHostInitramfs } from './payload.ts';
+import { probeHost } from './probe.ts';
+import { readBootId, rebootHost } from './reboot.ts';
+import { HostRecorder } from './recorder.ts';
+import type { RunResources } from './resources.ts';
+import type { HostTarget, PipelineContext, RunSettings } from './settings.ts';
+import { prepareWorkDir, uploadPayload } from './upload.ts';
+import { waitForComeback } from './verify.ts';
+
+export interface HostJob {
+  target: HostTarget;
+  settings: RunSettings;
+  resources: RunResources;
+  prompts: Prompts;
+  ctx: PipelineContext;
+}
+
+/** The plan as a report shows it: payload bytes become sizes, never content. */
+export function printablePlan(plan: Plan): unknown {
+  return {
+    ...plan,
+    payload: plan.payload.map((f) => ({
+      ...f,
+      source: f.source.kind === 'file' ? f.source : { kind: 'bytes', sizeBytes: f.source.data.length },
+    })),
+  };
+}
+
+function timestamp(): string {
+  return new Date()
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z');
+}
+
+export async function runHost(job: HostJob): Promise<HostReport> {
+  const { target, settings, resources, prompts, ctx } = job;
+  const rec = new HostRecorder(
+    {
+      host: target.name,
+      address: target.address,
+      port: target.port,
+      wave: ctx.wave,
+      command: settings.command,
+    },
+    ctx,
+  );
+  const workDir = target.workDir ?? settings.workDir;
+  let session: SshSession | undefined;
+  let applied = false;
+  let phase = 'connect';
+  const sessions: SessionSource = {
+    get: () => session!,
+    reconnect: async () => {
+      await session?.close().catch(() => {});
+      session = await connectHost(target, settings, prompts);
+      return session;
+    },
+  };
+  try {
+    session = await rec.phase('connect', () => connectHost(target, settings, prompts));
+
+    phase = 'probe';
+    const facts: Facts = await rec.phase('probe', () => probeHost(session!, workDir));
+    rec.setFacts(facts);
+    if (facts.os.isBalenaOS) {
+      ctx.log('already runs balenaOS: nothing to do');
+      return rec.finish(settings.command === 'check' ? 'ready' : 'migrated');
+    }
+
+    phase = 'plan';
+    const plan = await rec.phase('plan', async () => {
+      const imagePath = target.image ?? settings.image;
+      const [image, configJson, busybox] = await Promise.all([
+        resources.image(imagePath),
+        resources.configJson(target.configJson ?? settings.configJson),
+        resources.bytes(settings.busyboxPath, 'busybox (Debian package busybox-static)'),
+      ]);
+      const kernel =
+        settings.kernel === 'host'
+          ? ({ source: 'host' } as const)
+          : ({ source: 'file', file: await resources.file(settings.kernel) } as const);
+      const initramfs = await buildHostInitramfs(session!, facts, busybox);
+      const result = planMigration({
+        hostName: target.name,
+        facts,
+        mode: settings.mode,
+        image,
+        configJson,
+        workDir,
+        kernel,
+        initramfs: { data: initramfs.data, sha256: initramfs.sha256 },
+        failMode: settings.failMode,
+        ramMarginBytes: settings.ramMarginBytes,
+        timestamp: timestamp(),
+      });
+      if (!result.ok) throw new RefusalError(result.reasons);
+      return result.plan;
+    });
+    rec.report.deviceType = plan.deviceType;
+    rec.report.bootManager = plan.bootManager;
+    rec.report.plan = printablePlan(plan);
+    if (settings.command === 'check') return rec.finish('ready');
+
+    phase = 'upload';
+    await rec.phase('upload', async (record) => {
+      await prepareWorkDir(session!, workDir);
+      const { bytesSent } = await uploadPayload(session!, plan, (done, total, label) =>
+        ctx.progress(done, total, label),
+      );
+      record.bytes = bytesSent;
+      rec.report.bytesSent += bytesSent;
+    });
+    if (settings.mode === 'pretend') {
+      ctx.log('pretend: payload uploaded and verified; boot setup not applied, host not rebooted');
+      return rec.finish('ready');
+    }
+    if (ctx.signal.aborted)
+      throw new Error('aborted by the operator before the boot setup; nothing was applied');
+
+    phase = 'apply';
+    applied = true;
+    await rec.phase('apply', () => applyPlan(sessions, plan, { signal: ctx.signal }));
+
+    phase = 'reboot';
+    const oldBootId = await rec.phase('reboot', async () => {
+      const id = await readBootId(session!);
+      await rebootHost(session!);
+      return id;
+    });
+    // Past this point the host is on its own: stage2 either writes or goes back.
+    applied = false;
+    await session.close().catch(() => {});
+    session = undefined;
+
+    phase = 'verify';
+    const comeback = await rec.phase('verify', () =>
+      waitForComeback({
+        connectBalena: () => connectBalena(target, settings, prompts),
+        connectOld: () => connectHost(target, settings, prompts),
+        oldBootId,
+        timeoutMs: settings.verify.timeoutSeconds * 1000,
+        signal: ctx.signal,
+      }),
+    );
+    if (comeback.kind === 'balena') {
+      const log = await comeback.session.exec('cat /mnt/boot/balena-migrate-stage2.log');
+      rec.report.stage2Log = log.exitCode === 0 ? log.stdout : null;
+      await comeback.session.close().catch(() => {});
+      return rec.finish('migrated');
+    }
+    if (comeback.kind === 'old-os') {
+      session = comeback.session;
+      const logPath = posix.join(workDir, 'stage2.log');
+      const log = await session.exec(`cat ${logPath}`, { sudo: true });
+      rec.report.stage2Log = log.exitCode === 0 ? log.stdout : null;
+      await rec.phase('undo', () => undoApply(session!, workDir));
+      const why = rec.report.stage2Log
+        ? 'stage2 stopped before writing and the host went back to its old OS; the stage2 log says why'
+        : 'the host came back on its old OS but stage2 left no log: stage2 may not have run (GRUB one-shot ignored?)';
+      return rec.finish('reverted', {
+        class: 'Stage2Reverted',
+        message: why,
+        nextStep: 'read the stage2 log in this report, fix the cause, and re-run this host',
+      });
+    }
+    return rec.finish('needs-attention', {
+      class: 'VerifyTimeout',
+      message: `neither balenaOS nor the old OS answered within ${settings.verify.timeoutSeconds}s (${comeback.lastError})`,
+      nextStep: 'look at the device (console, network): stage2 may still be writing, or it may need a human',
+    });
+  } catch (err) {
+    if (err instanceof RefusalError) {
+      rec.report.refusalReasons = err.reasons;
+      return rec.finish('refused', {
+        class: 'Refused',
+        message: err.reasons.join('; '),
+        nextStep: 'fix what the reasons say (nothing was changed on the host), then re-run',
+      });
+    }
+    const error = describeError(err, { phase });
+    if (phase === 'connect') return rec.finish('unreachable', error);
+    if (applied) {
+      // Something failed between the apply and the reboot: undo the boot setup.
+      try {
+        if (!session) await sessions.reconnect();
+        await rec.phase('undo', () => undoApply(session!, workDir));
+      } catch (undoErr) {
+        return rec.finish('needs-attention', {
+          class: error.class,
+          message: `${error.message}; and the undo failed: ${(undoErr as Error).message}`,
+          nextStep: `run 'sh ${posix.join(workDir, 'undo.sh')}' on the host as root, then check the boot setup`,
+        });
+      }
+    }
+    return rec.finish('failed', error);
+  } finally {
+    await session?.close().catch(() => {});
+  }
+}

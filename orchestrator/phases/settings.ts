@@ -1,0 +1,55 @@
+// What one host's pipeline needs to know, resolved from the migration config, the
+// inventory's per-host overrides and the command-line flags.
+
+export interface JumpHop {
+  name: string;
+  address: string;
+  port: number;
+  user: string;
+  identityFile?: string | undefined;
+}
+
+export interface HostTarget {
+  name: string;
+  address: string;
+  port: number;
+  user: string;
+  identityFile?: string | null;
+  /** hosts to connect through (ProxyJump), first hop first; every hop's key is verified */
+  jump?: JumpHop[];
+  workDir?: string | null;
+  image?: string | null;
+  configJson?: string | null;
+}
+
+export interface RunSettings {
+  command: 'check' | 'run';
+  mode: 'standalone' | 'pretend';
+  image: string;
+  configJson: string;
+  workDir: string;
+  /** `host` or the path of a supplied migration kernel */
+  kernel: string;
+  failMode: 'reboot' | 'rescue-shell';
+  ramMarginBytes: number;
+  busyboxPath: string;
+  ssh: {
+    knownHostsFile: string;
+    acceptNewHostKeys: boolean;
+    identityFiles: string[];
+    useAgent: boolean;
+    connectTimeoutSeconds: number;
+    keepaliveSeconds: number;
+  };
+  verify: { timeoutSeconds: number; balenaPort: number; balenaUser: string };
+}
+
+/** Events the pipeline reports to whoever runs it (the fleet runner, a test). */
+export interface PipelineContext {
+  wave: number;
+  signal: AbortSignal;
+  phase(name: import('../report/host-report.ts').PhaseName): void;
+  progress(done: number, total: number, label?: string): void;
+  log(message: string): void;
+  retry(what: string): void;
+}

@@ -1,0 +1,42 @@
+// Pushes the plan's payload into the host's working directory: resumable, verified by
+// sha256 on the host, skipped when already there.
+import type { Plan } from '../plan/plan.ts';
+import { shellQuote } from '../ssh/quote.ts';
+import type { SshSession } from '../ssh/session.ts';
+
+export type UploadProgress = (done: number, total: number, label: string) => void;
+
+/** Creates the working directory owned by the login user so SFTP (which runs as that user) can write. */
+export async function prepareWorkDir(session: SshSession, workDir: string): Promise<void> {
+  const dir = shellQuote(workDir);
+  if (session.isRoot) {
+    await session.execChecked(`mkdir -p ${dir} && chmod 0700 ${dir}`);
+  } else {
+    await session.execChecked(`mkdir -p ${dir} && chown "$SUDO_UID:$SUDO_GID" ${dir} && chmod 0700 ${dir}`, {
+      sudo: true,
+    });
+  }
+}
+
+export async function uploadPayload(
+  session: SshSession,
+  plan: Plan,
+  onProgress?: UploadProgress,
+): Promise<{ bytesSent: number }> {
+  const total = plan.payload.reduce((n, f) => n + f.sizeBytes, 0);
+  let doneBefore = 0;
+  let bytesSent = 0;
+  for (const file of plan.payload) {
+    const source = file.source.kind === 'file' ? { path: file.source.path } : { data: file.source.data };
+    const result = await session.upload(source, file.remotePath, {
+      sha256: file.sha256,
+      sizeBytes: file.sizeBytes,
+      mode: file.mode,
+      onProgress: (done) => onProgress?.(doneBefore + done, total, file.role),
+    });
+    bytesSent += result.bytesSent;
+    doneBefore += file.sizeBytes;
+    onProgress?.(doneBefore, total, file.role);
+  }
+  return { bytesSent };
+}

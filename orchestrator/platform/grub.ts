@@ -1,0 +1,618 @@
+// The GRUB boot manager for x86-64 hosts (BIOS or UEFI): a one-shot menu entry that boots the
+// stage2 kernel + initramfs once (grub-reboot), and everything stage2 needs to find its way
+// to the image and back. Pure: facts and sizes in, a Plan or the reasons for refusing out.
+import { posix } from 'node:path';
+import { checkStage2Config, renderStage2Config } from '../../stage2/build/stage2-config.ts';
+import type { BlockDevice, DirLocation, Facts } from '../facts/facts.ts';
+import type { ApplyStep, PayloadFile, Plan, PlanInput, PlanResult, Stage2Config } from '../plan/plan.ts';
+import { GENERIC_X86_64 } from './device.ts';
+
+/** The menu entry id that grub-reboot selects. */
+export const GRUB_ENTRY_ID = 'balena-migrate-stage2';
+/** The grub.d script that prints the entry; after 41_custom, before nothing that matters. */
+export const GRUB_D_SCRIPT = '/etc/grub.d/42_balena-migrate';
+/** Directory (in /boot) that holds the stage2 kernel and initramfs. */
+export const BOOT_SUBDIR = 'balena-migrate';
+export const STAGE2_CONFIG_NAME = 'balena-stage2.yml';
+export const KERNEL_NAME = 'vmlinuz';
+export const INITRAMFS_NAME = 'stage2-initramfs.gz';
+export const CONFIG_JSON_NAME = 'config.json';
+export const STAGE2_LOG_NAME = 'stage2.log';
+
+const MiB = 1024 * 1024;
+/** room in /boot beyond our files: grub.cfg grows a little, filesystems need slack */
+export const BOOT_MARGIN_BYTES = 8 * MiB;
+/** room in the work dir beyond the payload: backups of grub files, scripts, logs */
+export const WORK_MARGIN_BYTES = 16 * MiB;
+/** what stage2 keeps in RAM for its log (the init's LOG_RESERVE) */
+export const STAGE2_LOG_BYTES = 1 * MiB;
+
+/** Filesystems the stage2 init can mount. */
+const STAGE2_FILESYSTEMS = ['ext2', 'ext3', 'ext4', 'vfat'];
+const GRUB_FS_MODULE: Record<string, string> = { ext2: 'ext2', ext3: 'ext2', ext4: 'ext2', vfat: 'fat' };
+const GRUB_PART_MODULE: Record<string, string> = { dos: 'part_msdos', gpt: 'part_gpt' };
+const RAM_FILESYSTEMS = ['tmpfs', 'ramfs'];
+const NETWORK_FILESYSTEMS = [
+  'nfs',
+  'nfs4',
+  'cifs',
+  'smb3',
+  'smbfs',
+  '9p',
+  'ceph',
+  'glusterfs',
+  'fuse.sshfs',
+  'sshfs',
+];
+const LAYERED_FILESYSTEMS = ['overlay', 'aufs', 'squashfs', 'fuse'];
+/** What may appear in a path that stage2 reads from its config (see stage2-config.ts). */
+const STAGE2_PATH = /^[A-Za-z0-9._/+,=-]+$/;
+const UUID_TEXT = /^[A-Za-z0-9-]+$/;
+
+/** Bytes in the unit a person reads quickest. */
+export function formatBytes(n: number): string {
+  const units = ['bytes', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return u === 0 ? `${n} bytes` : `${v.toFixed(1)} ${units[u]}`;
+}
+
+/** PATH inside MOUNTPOINT as `/x/y` ('' for the mount point itself), or null when outside. */
+function under(mountpoint: string, path: string): string | null {
+  if (path === mountpoint) return '';
+  if (mountpoint === '/') return path.startsWith('/') ? path : null;
+  return path.startsWith(`${mountpoint}/`) ? path.slice(mountpoint.length) : null;
+}
+
+/** Where a directory is inside its filesystem (`/` = the filesystem root), bind mounts included. */
+function pathInFilesystem(loc: DirLocation): string | null {
+  const rel = under(loc.mountpoint, loc.path);
+  if (rel === null) return null;
+  return posix.join(loc.fsRoot ?? '/', rel || '/');
+}
+
+/** The deepest mount point (from /proc/self/mounts) that holds PATH. */
+function mountHolding(facts: Facts, path: string): string | null {
+  let best: string | null = null;
+  for (const m of facts.mounts) {
+    if (under(m.target, path) !== null && (best === null || m.target.length >= best.length)) best = m.target;
+  }
+  return best;
+}
+
+/** `dm-0 (LVM vg0-root)` and the like, for messages about block devices. */
+function describeDevice(dev: BlockDevice | undefined, name: string | null, source?: string): string {
+  if (!dev) return name ? name : `no block device (${source || 'unknown source'})`;
+  if (dev.name.startsWith('dm-')) {
+    const kind = dev.dmUuid?.startsWith('LVM-')
+      ? 'LVM'
+      : dev.dmUuid?.startsWith('CRYPT-')
+        ? 'dm-crypt/LUKS'
+        : 'device-mapper';
+    return `${dev.name} (${kind}${dev.dmName ? ` ${dev.dmName}` : ''})`;
+  }
+  if (dev.name.startsWith('md')) return `${dev.name} (md RAID)`;
+  return dev.name;
+}
+
+/**
+ * Stage2 talks on the consoles the host already uses (its serial console on a headless box,
+ * the screen on a PC): the `console=` arguments of the running kernel, or tty0.
+ */
+export function stage2Consoles(cmdline: string): string[] {
+  const consoles = cmdline.split(/\s+/).filter((arg) => /^console=[A-Za-z0-9,._-]+$/.test(arg));
+  return consoles.length ? consoles : ['console=tty0'];
+}
+
+/** The `menuentry` script for /etc/grub.d: exact text, every value checked before it gets here. */
+export function renderGrubEntryScript(opts: {
+  bootFsUuid: string;
+  partModules: string[];
+  fsModule: string;
+  kernelPath: string;
+  initramfsPath: string;
+  consoles: string[];
+}): string {
+  const insmods = [...opts.partModules, opts.fsModule].map((m) => `\tinsmod ${m}\n`).join('');
+  return (
+    '#!/bin/sh\n' +
+    '# Written by balena-migrate: the one-shot entry into the stage2 initramfs.\n' +
+    `# \`grub-reboot ${GRUB_ENTRY_ID}\` selects it for one boot; undo removes this file and\n` +
+    '# regenerates grub.cfg.\n' +
+    "cat <<'BALENA_MIGRATE_EOF'\n" +
+    `menuentry 'balena-migrate stage2' --id ${GRUB_ENTRY_ID} --unrestricted {\n` +
+    insmods +
+    `\tsearch --no-floppy --fs-uuid --set=root ${opts.bootFsUuid}\n` +
+    `\tlinux ${opts.kernelPath} root=UUID=${opts.bootFsUuid} ${opts.consoles.join(' ')} panic=10\n` +
+    `\tinitrd ${opts.initramfsPath}\n` +
+    '}\n' +
+    'BALENA_MIGRATE_EOF\n'
+  );
+}
+
+/** Plans the GRUB one-shot into stage2, or refuses with every reason that applies. */
+export function planGrubBoot(input: PlanInput): PlanResult {
+  const { facts } = input;
+  const reasons: string[] = [];
+  const notes: string[] = [];
+  const refuse = (why: string): void => {
+    reasons.push(why);
+  };
+  const block = (name: string | null | undefined): BlockDevice | undefined =>
+    name ? facts.blockDevices.find((b) => b.name === name) : undefined;
+
+  // ---- the host as a whole --------------------------------------------------------------------
+  if (facts.os.isBalenaOS)
+    refuse(`the host already runs balenaOS (${facts.os.prettyName}): nothing to migrate`);
+  if (facts.arch !== 'x86_64') {
+    refuse(`the GRUB planner handles x86_64 hosts only; this host is ${facts.arch}`);
+  }
+  if (facts.firmware.type === 'devicetree') {
+    refuse('the firmware is device-tree based (no BIOS or UEFI): GRUB is not how this host boots');
+  }
+  if (facts.firmware.secureBoot === true) {
+    refuse(
+      'Secure Boot is enabled: the stage2 kernel and initramfs are not signed for it and would not boot; ' +
+        'disable Secure Boot in the firmware setup, then run check again',
+    );
+  } else if (facts.firmware.type === 'uefi' && facts.firmware.secureBoot === null) {
+    notes.push('Secure Boot state could not be read (no efivars); assuming it is off');
+  }
+  if (!facts.tools.setsid) {
+    refuse('setsid is missing (util-linux): the boot setup must run detached from SSH; install util-linux');
+  }
+  if (facts.tools.flock === false) {
+    refuse(
+      'flock is missing (util-linux): the boot setup transaction needs it for its lock; install util-linux',
+    );
+  }
+  if (!facts.tools.sha256sum) {
+    refuse('sha256sum is missing (coreutils): uploads cannot be verified; install coreutils');
+  }
+
+  // ---- GRUB -----------------------------------------------------------------------------------
+  const grub = facts.grub;
+  const mkconfigArgv = grub.updateGrub
+    ? [grub.updateGrub]
+    : grub.mkconfig && grub.dir
+      ? [grub.mkconfig, '-o', `${grub.dir}/grub.cfg`]
+      : null;
+  if (!grub.installed || !mkconfigArgv) {
+    refuse('GRUB tools are missing: neither update-grub nor grub-mkconfig (or grub2-*) was found');
+  }
+  if (!grub.reboot)
+    refuse('grub-reboot (or grub2-reboot) is missing: the one-shot boot into stage2 needs it');
+  if (!grub.dir) refuse('no GRUB directory (/boot/grub or /boot/grub2): is this host really booted by GRUB?');
+  if (!grub.grubDDir) refuse('/etc/grub.d does not exist: the stage2 menu entry cannot be added');
+  if (grub.dir && !grub.honoursNextEntry) {
+    refuse(
+      `${grub.dir}/grub.cfg has no next_entry handling, so grub-reboot would be ignored; ` +
+        'regenerate it with grub-mkconfig (update-grub) from a standard /etc/grub.d',
+    );
+  }
+  if (grub.dir && !grub.envWritableAtBoot) {
+    refuse(
+      `GRUB cannot rewrite its environment block at boot (${grub.envNotWritableReason ?? 'reason unknown'}): ` +
+        'grub-reboot would never clear itself and the host would boot stage2 again and again',
+    );
+  }
+  if (grub.envFile && !grub.envBase64) {
+    refuse(`${grub.envFile} could not be read: stage2 could not restore it byte for byte`);
+  }
+
+  // ---- kernel ---------------------------------------------------------------------------------
+  let kernelFrom: string | null = null;
+  let kernelBytes = 0;
+  let kernelSha: string | undefined;
+  if (input.kernel.source === 'host') {
+    if (!facts.kernel.image) {
+      refuse(
+        `the running kernel ${facts.kernel.release} has no image at /boot/vmlinuz-${facts.kernel.release} ` +
+          '(upgraded or removed since the last boot?): reboot into the installed kernel, or supply a migration kernel',
+      );
+    } else {
+      kernelFrom = facts.kernel.image;
+      kernelBytes = facts.kernel.imageSizeBytes ?? 0;
+    }
+    if (!facts.kernel.modulesDir) {
+      refuse(
+        `/lib/modules/${facts.kernel.release} is missing: the stage2 initramfs needs this kernel's storage modules; ` +
+          'reboot into the installed kernel, or supply a migration kernel',
+      );
+    }
+  } else {
+    kernelFrom = posix.join(input.workDir, KERNEL_NAME);
+    kernelBytes = input.kernel.file.sizeBytes;
+    kernelSha = input.kernel.file.sha256;
+  }
+
+  // ---- image ----------------------------------------------------------------------------------
+  const compression = input.image.compression;
+  if (compression !== 'none' && compression !== 'gzip') {
+    refuse(
+      `the image is ${compression}-compressed; stage2 reads raw or gzip images: decompress it or recompress with gzip`,
+    );
+  }
+  const imageName = compression === 'gzip' ? 'balena-image.img.gz' : 'balena-image.img';
+
+  // ---- /boot ----------------------------------------------------------------------------------
+  const boot = facts.bootDir;
+  const bootDev = block(boot.device);
+  const bootInFs = pathInFilesystem(boot);
+  let bootFsUuid: string | null = null;
+  let partModules: string[] = [];
+  let fsModule: string | null = null;
+  if (!boot.exists) refuse(`${boot.path} does not exist`);
+  if (bootDev?.type !== 'part') {
+    refuse(
+      `${boot.path} is on ${describeDevice(bootDev, boot.device, boot.source)}, not a plain disk partition: ` +
+        'GRUB and stage2 must find it by filesystem UUID on a partition',
+    );
+  } else {
+    const disk = block(bootDev.parent);
+    bootFsUuid = bootDev.uuid;
+    if (!bootFsUuid || !UUID_TEXT.test(bootFsUuid)) {
+      refuse(
+        `the filesystem holding ${boot.path} (${bootDev.name}) has no usable UUID (${bootFsUuid ?? 'none found'})`,
+      );
+      bootFsUuid = null;
+    }
+    partModules = disk?.ptType ? [GRUB_PART_MODULE[disk.ptType]!] : ['part_msdos', 'part_gpt'];
+    if (!disk?.ptType)
+      notes.push(
+        `partition table of ${bootDev.parent ?? '?'} unknown: GRUB loads both part_msdos and part_gpt`,
+      );
+  }
+  if (!STAGE2_FILESYSTEMS.includes(boot.fstype)) {
+    refuse(
+      `${boot.path} is on ${boot.fstype}, which stage2 cannot mount to read its config and restore grubenv ` +
+        `(it reads ${STAGE2_FILESYSTEMS.join(', ')})`,
+    );
+  } else {
+    fsModule = GRUB_FS_MODULE[boot.fstype]!;
+  }
+  if ((boot.fsRoot ?? '/') !== '/') {
+    refuse(
+      `${boot.path} is a bind mount of ${boot.fsRoot}: balena-stage2.yml must go to the root of its filesystem`,
+    );
+  }
+  if (!boot.writable) refuse(`${boot.path} is not writable (read-only mount?)`);
+  if (bootInFs === null)
+    refuse(`${boot.path} is not under its mount point ${boot.mountpoint} (probe inconsistency)`);
+
+  // grubenv lives in the GRUB dir, which must be on the same filesystem as /boot.
+  const grubenvPath = grub.envFile ?? (grub.dir ? `${grub.dir}/grubenv` : null);
+  let grubenvInFs: string | null = null;
+  if (grub.dir && grubenvPath) {
+    if (mountHolding(facts, grub.dir) !== boot.mountpoint) {
+      refuse(`${grub.dir} is on a different filesystem than ${boot.path}: stage2 could not restore grubenv`);
+    } else {
+      grubenvInFs = under(boot.mountpoint, grubenvPath);
+    }
+  }
+
+  // ---- root and the install disk --------------------------------------------------------------
+  const rootDir = facts.rootDir;
+  const rootDev = block(facts.rootDevice ?? rootDir?.device);
+  let installDisk: BlockDevice | undefined;
+  if (rootDev?.type !== 'part') {
+    const what =
+      rootDev?.type === 'disk'
+        ? `the whole disk ${rootDev.name} (no partition table)`
+        : describeDevice(rootDev, rootDir?.device ?? null, rootDir?.source);
+    refuse(
+      `the root filesystem is on ${what}, not a plain partition: the install disk cannot be told safely; ` +
+        'this layout is not supported',
+    );
+  } else {
+    installDisk = block(rootDev.parent);
+    if (!rootDev.uuid || !UUID_TEXT.test(rootDev.uuid)) {
+      refuse(
+        `the root filesystem (${rootDev.name}) has no usable UUID: stage2 could not find the install disk`,
+      );
+    }
+    if (!installDisk) {
+      refuse(`the disk holding the root partition ${rootDev.name} was not found in the probe`);
+    } else {
+      if (installDisk.readOnly) refuse(`the install disk ${installDisk.name} is read-only`);
+      if (installDisk.sizeBytes < input.image.rawSizeBytes) {
+        refuse(
+          `the install disk ${installDisk.name} (${formatBytes(installDisk.sizeBytes)}) is smaller than the ` +
+            `image (${formatBytes(input.image.rawSizeBytes)} raw)`,
+        );
+      }
+    }
+  }
+
+  // ---- work dir -------------------------------------------------------------------------------
+  const work = facts.workDir;
+  const workDev = block(work.device);
+  const workInFs = pathInFilesystem(work);
+  const workDir = input.workDir;
+  if (
+    !posix.isAbsolute(workDir) ||
+    posix.normalize(workDir) !== workDir ||
+    workDir === '/' ||
+    workDir.endsWith('/')
+  ) {
+    refuse(`the work dir "${workDir}" must be an absolute, normalised path below /`);
+  }
+  if (work.path !== workDir) {
+    refuse(`the facts were probed for the work dir ${work.path}, not ${workDir}: probe again`);
+  }
+  if (RAM_FILESYSTEMS.includes(work.fstype)) {
+    refuse(
+      `the work dir ${workDir} is on ${work.fstype} (RAM, mounted at ${work.mountpoint}): it is empty after the ` +
+        'reboot; choose a directory on a disk filesystem (ext2/3/4 or vfat)',
+    );
+  } else if (NETWORK_FILESYSTEMS.includes(work.fstype)) {
+    refuse(
+      `the work dir ${workDir} is on the network filesystem ${work.fstype} (${work.mountpoint}): stage2 has no ` +
+        'network; choose a directory on a local disk (ext2/3/4 or vfat)',
+    );
+  } else if (LAYERED_FILESYSTEMS.includes(work.fstype) || work.fstype.startsWith('fuse.')) {
+    refuse(
+      `the work dir ${workDir} is on ${work.fstype} (${work.mountpoint}), which stage2 cannot open; choose a ` +
+        'directory on a plain disk filesystem (ext2/3/4 or vfat)',
+    );
+  } else if (!STAGE2_FILESYSTEMS.includes(work.fstype)) {
+    refuse(
+      `the work dir ${workDir} is on ${work.fstype}, which stage2 cannot mount (it reads ` +
+        `${STAGE2_FILESYSTEMS.join(', ')}); choose a directory on such a filesystem`,
+    );
+  } else if (!workDev || (workDev.type !== 'part' && workDev.type !== 'disk')) {
+    refuse(
+      `the work dir ${workDir} is on ${describeDevice(workDev, work.device, work.source)}, which stage2 cannot ` +
+        'open (no LVM, RAID or encryption there); choose a directory on a plain partition',
+    );
+  } else if (!workDev.uuid || !UUID_TEXT.test(workDev.uuid)) {
+    refuse(`the filesystem of the work dir (${workDev.name}) has no usable UUID: stage2 could not find it`);
+  }
+  if (!work.writable)
+    refuse(`the work dir ${workDir} (checked at ${work.probedPath ?? work.path}) is not writable`);
+  if (workInFs === null)
+    refuse(`the work dir ${workDir} is not under its mount point ${work.mountpoint} (probe inconsistency)`);
+  else if (workInFs !== '/' && !STAGE2_PATH.test(workInFs)) {
+    refuse(
+      `the work dir path ${workInFs} (inside its filesystem) has characters stage2 cannot use; ` +
+        'use only letters, digits and . _ / = + , -',
+    );
+  }
+
+  // ---- sizes ----------------------------------------------------------------------------------
+  const initramfsBytes = input.initramfs.data.length;
+  const payloadBytes =
+    input.image.fileSizeBytes +
+    input.configJson.sizeBytes +
+    initramfsBytes +
+    (input.kernel.source === 'file' ? input.kernel.file.sizeBytes : 0);
+  const bootNeed = kernelBytes + initramfsBytes + 4096 + BOOT_MARGIN_BYTES;
+  const workNeed = payloadBytes + WORK_MARGIN_BYTES;
+  const sameFs = boot.device !== null && boot.device === work.device && boot.mountpoint === work.mountpoint;
+  if (sameFs) {
+    if (bootNeed + workNeed > work.freeBytes) {
+      refuse(
+        `${boot.mountpoint} (${boot.device}) has ${formatBytes(work.freeBytes)} free, but the payload ` +
+          `(${formatBytes(workNeed)} with margin) and the boot files (${formatBytes(bootNeed)} with margin) need ` +
+          `${formatBytes(bootNeed + workNeed)}; free some space or choose a work dir on another filesystem`,
+      );
+    }
+  } else {
+    if (bootNeed > boot.freeBytes) {
+      refuse(
+        `${boot.path} has ${formatBytes(boot.freeBytes)} free, but the stage2 kernel and initramfs need ` +
+          `${formatBytes(bootNeed)} with margin; remove old kernels from ${boot.path}`,
+      );
+    }
+    if (workNeed > work.freeBytes) {
+      refuse(
+        `the work dir ${workDir} has ${formatBytes(work.freeBytes)} free, but the payload needs ` +
+          `${formatBytes(workNeed)} with margin; free some space or choose another work dir`,
+      );
+    }
+  }
+  const ramNeed =
+    input.image.fileSizeBytes + input.configJson.sizeBytes + STAGE2_LOG_BYTES + input.ramMarginBytes;
+  if (ramNeed > facts.memory.availableBytes) {
+    refuse(
+      `stage2 holds the image in RAM: it needs ${formatBytes(ramNeed)} (image ${formatBytes(input.image.fileSizeBytes)}` +
+        ` + config + log + margin ${formatBytes(input.ramMarginBytes)}), but only ` +
+        `${formatBytes(facts.memory.availableBytes)} is available; use a compressed image or a smaller RAM margin`,
+    );
+  }
+
+  if (
+    reasons.length > 0 ||
+    !installDisk ||
+    !rootDev ||
+    !bootFsUuid ||
+    !fsModule ||
+    !kernelFrom ||
+    !mkconfigArgv
+  ) {
+    if (reasons.length === 0) reasons.push('internal: the GRUB planner is missing facts it needs');
+    return { ok: false, reasons };
+  }
+  if (!workDev || bootInFs === null || workInFs === null || !grub.reboot || !grubenvPath) {
+    return { ok: false, reasons: ['internal: the GRUB planner is missing facts it needs'] };
+  }
+
+  // ---- paths --------------------------------------------------------------------------------
+  const hostBootSubdir = posix.join(boot.path, BOOT_SUBDIR);
+  const grubBootSubdir = posix.join(bootInFs, BOOT_SUBDIR);
+  const stage2ConfigPath = posix.join(boot.mountpoint, STAGE2_CONFIG_NAME);
+  const relative = (p: string): string => p.replace(/^\/+/, '');
+
+  const stage2Config: Stage2Config = {
+    version: 1,
+    mode: input.mode === 'pretend' ? 'pretend' : 'flash',
+    fail_mode: input.failMode,
+    grubenv: grubenvInFs ? relative(grubenvInFs) : '',
+    grubenv_b64: grub.envFile ? (grub.envBase64 ?? '') : '',
+    work_dev: `UUID=${workDev.uuid}`,
+    work_fstype: work.fstype,
+    work_path: workInFs === '/' ? '.' : relative(workInFs),
+    install_disk_of: `UUID=${rootDev.uuid}`,
+    install_disk_size: installDisk.sizeBytes,
+    image_file: imageName,
+    image_compression: compression,
+    image_sha256: input.image.fileSha256,
+    image_size: input.image.fileSizeBytes,
+    image_raw_size: input.image.rawSizeBytes,
+    config_file: CONFIG_JSON_NAME,
+    config_sha256: input.configJson.sha256,
+    ram_margin: input.ramMarginBytes,
+    boot_label: 'resin-boot',
+    log_name: STAGE2_LOG_NAME,
+    cleanup: [relative(grubBootSubdir), STAGE2_CONFIG_NAME].join(' '),
+  };
+  const problems = checkStage2Config(stage2Config);
+  if (problems.length > 0) {
+    return { ok: false, reasons: problems.map((p) => `the stage2 config would be invalid: ${p}`) };
+  }
+
+  // ---- payload ------------------------------------------------------------------------------
+  const payload: PayloadFile[] = [
+    {
+      role: 'image',
+      source: { kind: 'file', path: input.image.path },
+      remotePath: posix.join(workDir, imageName),
+      sizeBytes: input.image.fileSizeBytes,
+      sha256: input.image.fileSha256,
+      mode: 0o600,
+    },
+    {
+      role: 'config-json',
+      source: { kind: 'file', path: input.configJson.path },
+      remotePath: posix.join(workDir, CONFIG_JSON_NAME),
+      sizeBytes: input.configJson.sizeBytes,
+      sha256: input.configJson.sha256,
+      mode: 0o600,
+    },
+    {
+      role: 'initramfs',
+      source: { kind: 'bytes', data: input.initramfs.data },
+      remotePath: posix.join(workDir, INITRAMFS_NAME),
+      sizeBytes: initramfsBytes,
+      sha256: input.initramfs.sha256,
+      mode: 0o644,
+    },
+  ];
+  if (input.kernel.source === 'file') {
+    payload.push({
+      role: 'kernel',
+      source: { kind: 'file', path: input.kernel.file.path },
+      remotePath: posix.join(workDir, KERNEL_NAME),
+      sizeBytes: input.kernel.file.sizeBytes,
+      sha256: input.kernel.file.sha256,
+      mode: 0o644,
+    });
+  }
+
+  // ---- steps --------------------------------------------------------------------------------
+  const oneShotArgv = [grub.reboot, GRUB_ENTRY_ID];
+  const grubCfg = `${grub.dir}/grub.cfg`;
+  const steps: ApplyStep[] = [
+    {
+      kind: 'mkdir',
+      path: hostBootSubdir,
+      mode: 0o755,
+      description: `create ${hostBootSubdir} for the stage2 kernel and initramfs`,
+    },
+    {
+      kind: 'copy',
+      from: kernelFrom,
+      to: posix.join(hostBootSubdir, KERNEL_NAME),
+      mode: 0o644,
+      description: `copy the ${input.kernel.source === 'host' ? "host's installed" : 'supplied'} kernel ${kernelFrom}`,
+      ...(kernelSha ? { sha256: kernelSha } : {}),
+    },
+    {
+      kind: 'copy',
+      from: posix.join(workDir, INITRAMFS_NAME),
+      to: posix.join(hostBootSubdir, INITRAMFS_NAME),
+      mode: 0o644,
+      description: 'copy the stage2 initramfs',
+      sha256: input.initramfs.sha256,
+    },
+    {
+      kind: 'write',
+      path: GRUB_D_SCRIPT,
+      content: renderGrubEntryScript({
+        bootFsUuid,
+        partModules,
+        fsModule,
+        kernelPath: posix.join(grubBootSubdir, KERNEL_NAME),
+        initramfsPath: posix.join(grubBootSubdir, INITRAMFS_NAME),
+        consoles: stage2Consoles(facts.kernel.cmdline),
+      }),
+      mode: 0o755,
+      description: `add the GRUB menu entry ${GRUB_ENTRY_ID}`,
+    },
+    {
+      kind: 'exec',
+      argv: mkconfigArgv,
+      undo: [['rm', '-f', GRUB_D_SCRIPT], mkconfigArgv],
+      description: `regenerate ${grubCfg}`,
+    },
+    {
+      kind: 'exec',
+      argv: ['grep', '-q', '-F', '-e', `--id ${GRUB_ENTRY_ID}`, grubCfg],
+      undo: [],
+      description: `check that ${grubCfg} now has the stage2 entry`,
+    },
+    {
+      kind: 'write',
+      path: stage2ConfigPath,
+      content: renderStage2Config(stage2Config),
+      mode: 0o644,
+      description: `write the stage2 config ${stage2ConfigPath}`,
+    },
+    {
+      kind: 'exec',
+      argv: oneShotArgv,
+      undo: [],
+      backup: [grubenvPath],
+      description: `boot ${GRUB_ENTRY_ID} once, on the next reboot`,
+    },
+    {
+      kind: 'exec',
+      argv: ['grep', '-q', '-x', '-F', '-e', `next_entry=${GRUB_ENTRY_ID}`, grubenvPath],
+      undo: [],
+      description: `check that ${grubenvPath} now names the one-shot entry`,
+    },
+  ];
+
+  notes.push(
+    `boot: ${facts.firmware.type.toUpperCase()} firmware, GRUB (${grub.dir}), ${boot.path} on ${bootDev?.name} ` +
+      `(${boot.fstype}${boot.mountpoint === boot.path ? ', its own partition' : `, part of ${boot.mountpoint}`})`,
+    `kernel: ${kernelFrom} (${formatBytes(kernelBytes)}), initramfs ${formatBytes(initramfsBytes)}, ` +
+      `both copied to ${hostBootSubdir}`,
+    `install disk: ${installDisk.name} (${formatBytes(installDisk.sizeBytes)}) holding / on ${rootDev.name}; ` +
+      `image ${formatBytes(input.image.rawSizeBytes)} raw`,
+    `work dir: ${workDir} on ${workDev.name} (${work.fstype}), ${formatBytes(work.freeBytes)} free, ` +
+      `payload ${formatBytes(payloadBytes)}`,
+    `RAM: stage2 needs ${formatBytes(ramNeed)} of ${formatBytes(facts.memory.availableBytes)} available`,
+    `one-shot: ${oneShotArgv.join(' ')}; GRUB clears it at boot, stage2 restores ${grubenvPath}`,
+  );
+
+  const plan: Plan = {
+    host: input.hostName,
+    deviceType: GENERIC_X86_64,
+    bootManager: 'grub',
+    installDisk: { name: installDisk.name, sizeBytes: installDisk.sizeBytes },
+    workDir,
+    payload,
+    steps,
+    oneShot: { mechanism: 'grub-reboot', argv: oneShotArgv },
+    stage2Config,
+    stage2ConfigPath,
+    ram: { neededBytes: ramNeed, availableBytes: facts.memory.availableBytes },
+    notes,
+  };
+  return { ok: true, plan };
+}

@@ -1,0 +1,153 @@
+// balena-stage2.yml: the contract between the planner and the stage2 init. Flat `key: value`
+// lines that YAML reads as a mapping and that busybox sh reads with `read` and `case`, no eval.
+
+/** The keys the stage2 init reads, in the order they are written. */
+export const STAGE2_CONFIG_KEYS = [
+  'version',
+  'mode',
+  'fail_mode',
+  'grubenv',
+  'grubenv_b64',
+  'work_dev',
+  'work_fstype',
+  'work_path',
+  'install_disk_of',
+  'install_disk_size',
+  'image_file',
+  'image_compression',
+  'image_sha256',
+  'image_size',
+  'image_raw_size',
+  'config_file',
+  'config_sha256',
+  'ram_margin',
+  'boot_label',
+  'log_name',
+  'cleanup',
+] as const;
+
+export type Stage2ConfigKey = (typeof STAGE2_CONFIG_KEYS)[number];
+
+/** Bad input for balena-stage2.yml; the message names the key and what is allowed. */
+export class Stage2ConfigError extends Error {
+  override name = 'Stage2ConfigError';
+}
+
+const KEY = /^[a-z][a-z0-9_]*$/;
+/** Characters a string value may use: words of [A-Za-z0-9._/=+,-] separated by single spaces. */
+const SAFE_VALUE = /^(?:[A-Za-z0-9._/=+,-]+(?: [A-Za-z0-9._/=+,-]+)*)?$/;
+
+function renderValue(key: string, value: string | number | boolean): string {
+  if (typeof value === 'boolean') return value ? 'true' : 'false';
+  if (typeof value === 'number') {
+    if (!Number.isSafeInteger(value) || value < 0) {
+      throw new Stage2ConfigError(
+        `${key}: ${value} is not a whole number of 0 or more (stage2 does integer maths)`,
+      );
+    }
+    return String(value);
+  }
+  if (!SAFE_VALUE.test(value)) {
+    throw new Stage2ConfigError(
+      `${key}: "${value}" has characters stage2 does not accept; use letters, digits and . _ / = + , - ` +
+        'with single spaces between words',
+    );
+  }
+  // Strings are always single-quoted so YAML keeps them strings ("1", "true", "-x" stay text).
+  return `'${value}'`;
+}
+
+/** Renders the config as `key: value` lines with a comment on top. Throws Stage2ConfigError. */
+export function renderStage2Config(cfg: Record<string, string | number | boolean>): string {
+  const lines = ['# balena-migrate stage2 configuration, read by the stage2 init. Generated: do not edit.'];
+  for (const [key, value] of Object.entries(cfg)) {
+    if (!KEY.test(key))
+      throw new Stage2ConfigError(`"${key}" is not a valid key (lowercase letters, digits, _)`);
+    lines.push(`${key}: ${renderValue(key, value)}`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+/**
+ * Reads the file back the way the init does: comments and blank lines skipped, one pair of
+ * surrounding single quotes removed. Every value comes back as a string.
+ */
+export function parseStage2Config(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  text.split('\n').forEach((raw, i) => {
+    const line = raw.replace(/\r$/, '');
+    if (line.trim() === '' || line.startsWith('#')) return;
+    const m = /^([a-z][a-z0-9_]*):(?: (.*))?$/.exec(line);
+    if (!m) throw new Stage2ConfigError(`line ${i + 1}: expected "key: value", got "${line}"`);
+    let value = m[2] ?? '';
+    if (value.length >= 2 && value.startsWith("'") && value.endsWith("'")) value = value.slice(1, -1);
+    if (!SAFE_VALUE.test(value))
+      throw new Stage2ConfigError(`line ${i + 1}: ${m[1]} has characters outside the safe set`);
+    out[m[1]!] = value;
+  });
+  return out;
+}
+
+const HEX64 = /^[0-9a-f]{64}$/;
+const DEV_SPEC = /^(UUID|PARTUUID|LABEL)=[A-Za-z0-9._-]+$/;
+const REL_PATH = /^(?!\/)(?!.*(^|\/)\.\.?(\/|$))[A-Za-z0-9._/+,=-]+$/;
+
+/**
+ * Checks a config against the contract the init enforces, so a planner finds mistakes on the
+ * operator's machine instead of in stage2. Returns the problems; empty means fine.
+ */
+export function checkStage2Config(cfg: Record<string, string | number | boolean>): string[] {
+  const problems: string[] = [];
+  const str = (k: Stage2ConfigKey): string | undefined => (k in cfg ? String(cfg[k]) : undefined);
+  for (const key of STAGE2_CONFIG_KEYS) if (!(key in cfg)) problems.push(`${key} is missing`);
+  for (const key of Object.keys(cfg)) {
+    if (!(STAGE2_CONFIG_KEYS as readonly string[]).includes(key)) problems.push(`${key} is not a stage2 key`);
+  }
+  const oneOf = (k: Stage2ConfigKey, allowed: string[]): void => {
+    const v = str(k);
+    if (v !== undefined && !allowed.includes(v))
+      problems.push(`${k} must be one of ${allowed.join(', ')}, not "${v}"`);
+  };
+  oneOf('version', ['1']);
+  oneOf('mode', ['flash', 'pretend']);
+  oneOf('fail_mode', ['reboot', 'rescue-shell']);
+  oneOf('image_compression', ['none', 'gzip']);
+  for (const k of ['install_disk_size', 'image_size', 'image_raw_size', 'ram_margin'] as const) {
+    const v = str(k);
+    if (v !== undefined && !/^[0-9]+$/.test(v))
+      problems.push(`${k} must be a whole number of bytes, not "${v}"`);
+  }
+  for (const k of ['image_sha256', 'config_sha256'] as const) {
+    const v = str(k);
+    if (v !== undefined && !HEX64.test(v)) problems.push(`${k} must be 64 lowercase hex digits`);
+  }
+  for (const k of ['work_dev', 'install_disk_of'] as const) {
+    const v = str(k);
+    if (v !== undefined && !DEV_SPEC.test(v))
+      problems.push(`${k} must be UUID=, PARTUUID= or LABEL=, not "${v}"`);
+  }
+  for (const k of ['work_path', 'image_file', 'config_file', 'log_name'] as const) {
+    const v = str(k);
+    if (v !== undefined && v !== '.' && !REL_PATH.test(v)) {
+      problems.push(`${k} must be a relative path without "." or ".." parts, not "${v}"`);
+    }
+  }
+  const grubenv = str('grubenv');
+  if (grubenv !== undefined && grubenv !== '' && !REL_PATH.test(grubenv)) {
+    problems.push(`grubenv must be empty or a relative path, not "${grubenv}"`);
+  }
+  const cleanup = str('cleanup');
+  if (cleanup) {
+    for (const p of cleanup.split(' ')) {
+      if (!REL_PATH.test(p)) problems.push(`cleanup path "${p}" must be relative without "." or ".." parts`);
+    }
+  }
+  for (const [key, value] of Object.entries(cfg)) {
+    try {
+      renderValue(key, value);
+    } catch (e) {
+      problems.push((e as Error).message);
+    }
+  }
+  return problems;
+}
