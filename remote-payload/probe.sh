@@ -12,6 +12,11 @@
 # In values and field values a backslash starts an escape: \\ \t \n \r, or \NNN (three octal
 # digits, the form the kernel uses in /proc/self/mounts). An empty field means "unknown".
 # The last line is `end<TAB>ok`; without it the output is truncated.
+#
+# It runs once per host of a fleet, so it keeps forks down: files are read with `read`, not
+# `$(cat)`, values are only sent through the escaping pipeline when they need it, and helpers
+# set variables instead of printing into `$(...)`. (Every `$(...)` is a fork; the first version
+# forked ~400 times, ~0.12 s of CPU per host.)
 
 LC_ALL=C
 export LC_ALL
@@ -23,6 +28,11 @@ CR=$(printf '\r')
 NL='
 '
 WORKDIR=${1:-}
+# BM_SYSROOT=DIR (`check --sysroot`): read the files of a directory tree (a copy or a mounted
+# image of a host) instead of this machine's, with /proc and /sys as plain files in it. What
+# only a live kernel knows (block devices, mounts, where each directory lives, network) is not
+# probed: the tree's sidecar file .balena-migrate-sysroot says it, in this output's format.
+R=${BM_SYSROOT:-}
 
 # esc VALUE: print VALUE with \ TAB CR NL escaped (no trailing newline).
 esc() {
@@ -37,17 +47,29 @@ esc() {
 
 # emit KEY VALUE: one scalar line.
 emit() {
-  printf '%s\t%s\n' "$1" "$(esc "$2")"
+  case $2 in
+  *\\* | *"$TAB"* | *"$NL"* | *"$CR"*) printf '%s\t%s\n' "$1" "$(esc "$2")" ;;
+  *) printf '%s\t%s\n' "$1" "$2" ;;
+  esac
+}
+
+# recline KEY NAME=VALUE...: REC set to a record line (no newline), every value escaped.
+recline() {
+  REC=$1
+  shift
+  for rec_f in "$@"; do
+    rec_v=${rec_f#*=}
+    case $rec_v in
+    *\\* | *"$TAB"* | *"$NL"* | *"$CR"*) rec_v=$(esc "$rec_v") ;;
+    esac
+    REC="$REC$TAB${rec_f%%=*}=$rec_v"
+  done
 }
 
 # rec KEY NAME=VALUE...: one record line, every value escaped.
 rec() {
-  rec_line=$1
-  shift
-  for rec_f in "$@"; do
-    rec_line="$rec_line$TAB${rec_f%%=*}=$(esc "${rec_f#*=}")"
-  done
-  printf '%s\n' "$rec_line"
+  recline "$@"
+  printf '%s\n' "$REC"
 }
 
 # rd FILE: the content of a readable file, or nothing.
@@ -55,37 +77,65 @@ rd() {
   [ -r "$1" ] && cat "$1" 2>/dev/null
 }
 
+# rdv VAR FILE: the first line of a readable one-line file (sysfs, procfs) into VAR, without
+# a fork; empty when the file is missing or unreadable.
+rdv() {
+  eval "$1="
+  [ -r "$2" ] || return 0
+  { IFS= read -r "$1" <"$2" || :; } 2>/dev/null
+}
+
 # have CMD: the path of a command, or nothing (status 1).
 have() {
   command -v "$1" 2>/dev/null
 }
+if [ -n "$R" ]; then
+  # In a sysroot, a command is there when the tree has it in a standard directory.
+  have() {
+    for have_d in /usr/local/sbin /usr/local/bin /usr/sbin /usr/bin /sbin /bin; do
+      if [ -x "$R$have_d/$1" ]; then
+        printf '%s\n' "$have_d/$1"
+        return 0
+      fi
+    done
+    return 1
+  }
+fi
 
-# first_of CMD...: the path of the first command that exists.
+# first_of CMD...: FIRST set to the path of the first command that exists (status 1: none).
 first_of() {
+  FIRST=
   for first_c in "$@"; do
-    have "$first_c" && return 0
+    if have "$first_c" >/dev/null; then
+      FIRST=$(have "$first_c")
+      return 0
+    fi
   done
   return 1
 }
 
-# flag CONDITION...: 1 when the test command succeeds, else 0.
+# flag CONDITION...: FLAG set to 1 when the test command succeeds, else 0.
 flag() {
-  if "$@" >/dev/null 2>&1; then printf 1; else printf 0; fi
+  if "$@" >/dev/null 2>&1; then FLAG=1; else FLAG=0; fi
 }
 
 # Everything runs inside main with stdin from /dev/null: the orchestrator feeds this script
 # to `sh -s` on stdin, and no command in here may eat the rest of it.
 main() {
+  # Set by rdv (through eval, which shellcheck cannot follow).
+  cmdline='' mm='' ro='' dm_uuid='' dm_name='' dmn='' xdm=''
+  ntype='' oper='' mac='' wstate='' wid='' wto='' comm=''
   emit probe_version 1
 
   # ---- identity --------------------------------------------------------------------------------
-  h=$(rd /proc/sys/kernel/hostname)
+  rdv h "$R/proc/sys/kernel/hostname"
+  [ -n "$h" ] || [ -z "$R" ] || rdv h "$R/etc/hostname"
   [ -n "$h" ] || h=$(uname -n)
   emit hostname "$h"
-  emit arch "$(uname -m)"
+  [ -n "$R" ] || emit arch "$(uname -m)"
 
-  osr=/etc/os-release
-  [ -r "$osr" ] || osr=/usr/lib/os-release
+  osr=$R/etc/os-release
+  [ -r "$osr" ] || osr=$R/usr/lib/os-release
   if [ -r "$osr" ]; then
     while IFS= read -r l || [ -n "$l" ]; do
       case $l in '' | '#'*) continue ;; esac
@@ -94,32 +144,34 @@ main() {
   fi
 
   # ---- kernel ------------------------------------------------------------------------------------
-  rel=$(uname -r)
+  rdv rel "$R/proc/sys/kernel/osrelease"
+  [ -n "$rel" ] || rel=$(uname -r)
   emit kernel_release "$rel"
   for d in "/lib/modules/$rel" "/usr/lib/modules/$rel"; do
-    if [ -d "$d" ]; then
+    if [ -d "$R$d" ]; then
       emit kernel_modules_dir "$d"
       break
     fi
   done
-  if [ -f "/boot/vmlinuz-$rel" ]; then
+  if [ -f "$R/boot/vmlinuz-$rel" ]; then
     emit kernel_image "/boot/vmlinuz-$rel"
-    emit kernel_image_size "$(wc -c <"/boot/vmlinuz-$rel" | tr -d ' ')"
+    emit kernel_image_size "$(wc -c <"$R/boot/vmlinuz-$rel" | tr -d ' ')"
   fi
-  emit kernel_cmdline "$(rd /proc/cmdline)"
+  rdv cmdline "$R/proc/cmdline"
+  emit kernel_cmdline "$cmdline"
 
   # ---- firmware ----------------------------------------------------------------------------------
-  if [ -d /sys/firmware/efi ]; then
+  if [ -d "$R/sys/firmware/efi" ]; then
     emit firmware uefi
-  elif [ -d /sys/firmware/devicetree/base ] || [ -d /proc/device-tree ]; then
+  elif [ -d "$R/sys/firmware/devicetree/base" ] || [ -d "$R/proc/device-tree" ]; then
     emit firmware devicetree
   else
     emit firmware bios
   fi
   # SecureBoot: the variable's last byte is 1 when enforcing (efivarfs puts 4 attribute bytes first).
   sb=
-  for v in /sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c \
-    /sys/firmware/efi/vars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c/data; do
+  for v in "$R/sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c" \
+    "$R/sys/firmware/efi/vars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c/data"; do
     if [ -r "$v" ]; then
       sb=$(od -An -v -tu1 "$v" 2>/dev/null | awk '{ for (i = 1; i <= NF; i++) last = $i } END { print last }')
       break
@@ -129,11 +181,11 @@ main() {
 
   # ---- hardware ----------------------------------------------------------------------------------
   for k in sys_vendor product_name board_name; do
-    v=$(rd "/sys/class/dmi/id/$k")
+    rdv v "$R/sys/class/dmi/id/$k"
     [ -n "$v" ] && emit "dmi_$k" "$v"
   done
-  dt=/sys/firmware/devicetree/base
-  [ -d "$dt" ] || dt=/proc/device-tree
+  dt=$R/sys/firmware/devicetree/base
+  [ -d "$dt" ] || dt=$R/proc/device-tree
   if [ -r "$dt/model" ]; then
     emit dt_model "$(tr -d '\000' <"$dt/model")"
   fi
@@ -142,17 +194,49 @@ main() {
       [ -n "$c" ] && emit dt_compatible "$c"
     done
   fi
-  cpu=$(awk '/^(model name|Model|Hardware|cpu model)[ \t]*:/ { sub(/^[^:]*:[ \t]*/, ""); print; exit }' /proc/cpuinfo 2>/dev/null)
+  cpu=$(awk '/^(model name|Model|Hardware|cpu model)[ \t]*:/ { sub(/^[^:]*:[ \t]*/, ""); print; exit }' "$R/proc/cpuinfo" 2>/dev/null)
   [ -n "$cpu" ] && emit cpu_model "$cpu"
-  for k in total:MemTotal available:MemAvailable free:MemFree; do
-    v=$(awk -v k="${k#*:}:" '$1 == k { print $2; exit }' /proc/meminfo 2>/dev/null)
-    [ -n "$v" ] && emit "mem_${k%%:*}_kb" "$v"
-  done
+  # Raspberry Pi: the board revision code (which model, whatever the OS calls it), from
+  # /proc/cpuinfo and from the device tree (arm64 kernels without the cpuinfo line); and the
+  # Pi 4 bootloader's build time, which says whether it knows the tryboot one-shot.
+  cpu_rev='' cpu_hw=''
+  if [ -r "$R/proc/cpuinfo" ]; then
+    while IFS= read -r l; do
+      case $l in
+      Revision*:*) [ -n "$cpu_rev" ] || cpu_rev=${l#*: } ;;
+      Hardware*:*) [ -n "$cpu_hw" ] || cpu_hw=${l#*: } ;;
+      esac
+    done <"$R/proc/cpuinfo"
+  fi
+  [ -n "$cpu_rev" ] && emit cpu_revision "$cpu_rev"
+  [ -n "$cpu_hw" ] && emit cpu_hardware "$cpu_hw"
+  if [ -r "$dt/system/linux,revision" ]; then
+    emit dt_revision "$(od -An -v -tx1 "$dt/system/linux,revision" | tr -d ' \n')"
+  fi
+  if [ -r "$dt/chosen/bootloader/build-timestamp" ]; then
+    emit bootloader_timestamp "$(od -An -v -tu1 "$dt/chosen/bootloader/build-timestamp" |
+      awk '{ for (i = 1; i <= NF; i++) n = n * 256 + $i } END { printf "%.0f", n }')"
+  fi
+  mem_total='' mem_available='' mem_free=''
+  if [ -r "$R/proc/meminfo" ]; then
+    while read -r mk mv _; do
+      case $mk in
+      MemTotal:) [ -n "$mem_total" ] || mem_total=$mv ;;
+      MemAvailable:) [ -n "$mem_available" ] || mem_available=$mv ;;
+      MemFree:) [ -n "$mem_free" ] || mem_free=$mv ;;
+      esac
+    done <"$R/proc/meminfo"
+  fi
+  [ -n "$mem_total" ] && emit mem_total_kb "$mem_total"
+  [ -n "$mem_available" ] && emit mem_available_kb "$mem_available"
+  [ -n "$mem_free" ] && emit mem_free_kb "$mem_free"
 
   # ---- block devices -----------------------------------------------------------------------------
   # How filesystem identities are read: util-linux blkid, else lsblk, else the udev database,
   # else busybox blkid (UUID/LABEL/TYPE only).
-  if blkid -V 2>/dev/null | grep -q util-linux; then
+  if [ -n "$R" ]; then
+    idtool=sysroot
+  elif blkid -V 2>/dev/null | grep -q util-linux; then
     idtool=blkid
   elif have lsblk >/dev/null; then
     idtool=lsblk
@@ -169,7 +253,12 @@ main() {
   # ident DEV MAJMIN TAG: one identity tag (UUID PARTUUID LABEL TYPE PTTYPE) of /dev/DEV.
   ident() {
     case $idtool in
-    blkid) [ -b "/dev/$1" ] && blkid -o value -s "$3" "/dev/$1" 2>/dev/null | head -n 1 ;;
+    blkid)
+      if [ -b "/dev/$1" ]; then
+        t=$(blkid -o value -s "$3" "/dev/$1" 2>/dev/null)
+        printf '%s' "${t%%"$NL"*}"
+      fi
+      ;;
     lsblk)
       case $3 in TYPE) t=FSTYPE ;; *) t=$3 ;; esac
       [ -b "/dev/$1" ] && lsblk -dno "$t" "/dev/$1" 2>/dev/null | head -n 1 | sed 's/ *$//'
@@ -189,32 +278,57 @@ main() {
   }
 
   # Lines "MAJ:MIN NAME" for every block device, to find the device behind a mount.
-  majmin_map=
-  for p in /sys/class/block/*; do
+  majmin_map=$NL
+  for p in "$R"/sys/class/block/*; do
     [ -e "$p/dev" ] || continue
     n=${p##*/}
-    mm=$(rd "$p/dev")
+    rdv mm "$p/dev"
     majmin_map="$majmin_map$mm $n$NL"
-    sectors=$(rd "$p/size")
+    rdv sectors "$p/size"
     size=$((${sectors:-0} * 512))
     parent=
     partn=
     if [ -e "$p/partition" ]; then
       type=part
-      partn=$(rd "$p/partition")
-      parent=$(cd -P "$p/.." 2>/dev/null && pwd -P)
-      parent=${parent##*/}
-      removable=$(rd "/sys/class/block/$parent/removable")
+      rdv partn "$p/partition"
+      # A partition's sysfs directory sits inside its disk's: find that disk by globbing.
+      for q in /sys/class/block/*/"$n"; do
+        [ -e "$q/partition" ] || continue
+        parent=${q%/*}
+        parent=${parent##*/}
+        break
+      done
+      rdv removable "/sys/class/block/$parent/removable"
     else
       case $n in
       sr* | fd* | *boot[0-9] | *rpmb) type=other ;;
       *) if [ -e "$p/device" ]; then type=disk; else type=other; fi ;;
       esac
-      removable=$(rd "$p/removable")
+      rdv removable "$p/removable"
     fi
     uuid='' partuuid='' label='' fstype='' pttype=''
     case $n in sr* | fd* | ram*) size_probe=0 ;; *) size_probe=$size ;; esac
-    if [ "$size_probe" -gt 0 ]; then
+    if [ "$size_probe" -gt 0 ] && [ "$idtool" = blkid ]; then
+      # One blkid run for every tag. Its export form escapes whatever is not plain ASCII, so
+      # a value with any other character is asked for again, raw, with -o value.
+      XOUT=
+      [ -b "/dev/$n" ] && XOUT=$(blkid -o export "/dev/$n" 2>/dev/null)
+      for tag in UUID LABEL TYPE PARTUUID PTTYPE; do
+        case $tag:$type in PARTUUID:part | PTTYPE:disk | PTTYPE:other) ;; PARTUUID:* | PTTYPE:*) continue ;; esac
+        XV=
+        case $NL$XOUT in
+        *"$NL$tag="*)
+          XV=$NL$XOUT
+          XV=${XV#*"$NL$tag="}
+          XV=${XV%%"$NL"*}
+          case $XV in *[!A-Za-z0-9._:-]*) XV=$(ident "$n" "$mm" "$tag") ;; esac
+          ;;
+        esac
+        case $tag in
+        UUID) uuid=$XV ;; LABEL) label=$XV ;; TYPE) fstype=$XV ;; PARTUUID) partuuid=$XV ;; PTTYPE) pttype=$XV ;;
+        esac
+      done
+    elif [ "$size_probe" -gt 0 ]; then
       uuid=$(ident "$n" "$mm" UUID)
       label=$(ident "$n" "$mm" LABEL)
       fstype=$(ident "$n" "$mm" TYPE)
@@ -224,15 +338,19 @@ main() {
         pttype=$(ident "$n" "$mm" PTTYPE)
       fi
     fi
+    rdv ro "$p/ro"
+    rdv dm_uuid "$p/dm/uuid"
+    rdv dm_name "$p/dm/name"
     rec blockdev "name=$n" "type=$type" "parent=$parent" "size=$size" "partn=$partn" \
-      "pttype=$pttype" "removable=${removable:-0}" "ro=$(rd "$p/ro")" "majmin=$mm" \
+      "pttype=$pttype" "removable=${removable:-0}" "ro=$ro" "majmin=$mm" \
       "uuid=$uuid" "partuuid=$partuuid" "label=$label" "fstype=$fstype" \
-      "dm_uuid=$(rd "$p/dm/uuid")" "dm_name=$(rd "$p/dm/name")"
+      "dm_uuid=$dm_uuid" "dm_name=$dm_name"
   done
 
   # ---- mounts ------------------------------------------------------------------------------------
   # Fields stay in the kernel's octal-escaped form, which the parser decodes.
-  awk -v OFS='\t' '{ print "mount", "source=" $1, "target=" $2, "fstype=" $3, "options=" $4 }' /proc/self/mounts
+  [ -r "$R/proc/self/mounts" ] &&
+    awk -v OFS='\t' '{ print "mount", "source=" $1, "target=" $2, "fstype=" $3, "options=" $4 }' "$R/proc/self/mounts"
 
   # mount_of DIR: "MAJ:MIN FSROOT MOUNTPOINT OPTIONS FSTYPE SOURCE" (kernel-escaped) of the
   # mount holding the canonical directory DIR: the longest mount point that contains it, the
@@ -269,21 +387,29 @@ main() {
     ' /proc/self/mountinfo
   }
 
-  # dev_of MAJMIN SOURCE: kernel name of the block device behind a mount, or nothing.
+  # dev_of MAJMIN SOURCE: DEV set to the kernel name of the block device behind a mount, or
+  # nothing.
   dev_of() {
-    d=$(printf '%s' "$majmin_map" | awk -v m="$1" '$1 == m { print $2; exit }')
-    if [ -z "$d" ]; then
+    DEV=
+    case ${1:+x}$majmin_map in
+    x*"$NL$1 "*)
+      DEV=${majmin_map#*"$NL$1 "}
+      DEV=${DEV%%"$NL"*}
+      ;;
+    esac
+    if [ -z "$DEV" ]; then
       # btrfs and friends report an anonymous device number: fall back to the mount source.
       s=${2##*/}
       if [ -n "$s" ] && [ -e "/sys/class/block/$s" ]; then
-        d=$s
+        DEV=$s
       else
         for dm in /sys/class/block/dm-*; do
-          [ -r "$dm/dm/name" ] && [ "$(cat "$dm/dm/name")" = "$s" ] && d=${dm##*/} && break
+          [ -r "$dm/dm/name" ] || continue
+          rdv dmn "$dm/dm/name"
+          [ "$dmn" = "$s" ] && DEV=${dm##*/} && break
         done
       fi
     fi
-    printf '%s' "$d"
   }
 
   # locate ROLE PATH: which filesystem holds PATH (or its nearest existing ancestor), free space,
@@ -303,22 +429,31 @@ main() {
     # shellcheck disable=SC2046
     set -- "$1" "$2" $(mount_of "$real")
     set +f
-    LOC_DEV=$(dev_of "${3:-}" "${8:-}")
+    dev_of "${3:-}" "${8:-}"
+    LOC_DEV=$DEV
     LOC_FSTYPE=${7:-}
     LOC_SRC=${8:-}
     free_kb=$(df -P -k "$lp" 2>/dev/null | awk 'NR == 2 { print $4 }')
     w=1
     [ -w "$lp" ] || w=0
     case ",${6:-}," in *,ro,*) w=0 ;; esac
-    printf 'dir\trole=%s\tpath=%s\texists=%s\tprobed=%s\tmountpoint=%s\tfsroot=%s\tdevice=%s\tfstype=%s\tsource=%s\tfree_kb=%s\twritable=%s\n' \
-      "$1" "$(esc "$2")" "$exists" "$(esc "$real")" "${5:-}" "${4:-}" "$LOC_DEV" "${7:-}" "${8:-}" "${free_kb:-0}" "$w"
+    # mountpoint, fsroot and source are printed as the kernel escaped them.
+    recline dir "role=$1" "path=$2" "exists=$exists" "probed=$real"
+    printf '%s\tmountpoint=%s\tfsroot=%s\tdevice=%s\tfstype=%s\tsource=%s\tfree_kb=%s\twritable=%s\n' \
+      "$REC" "${5:-}" "${4:-}" "$LOC_DEV" "${7:-}" "${8:-}" "${free_kb:-0}" "$w"
   }
 
-  locate root /
-  root_dev=$LOC_DEV
-  locate boot /boot
-  if [ -n "$WORKDIR" ]; then
-    locate work "$WORKDIR"
+  root_dev=
+  if [ -z "$R" ]; then
+    locate root /
+    root_dev=$LOC_DEV
+    locate boot /boot
+    if [ -n "$WORKDIR" ]; then
+      locate work "$WORKDIR"
+    fi
+    # the Raspberry Pi firmware's partition (bookworm and Ubuntu), a u-boot board's FAT partition
+    [ -d /boot/firmware ] && locate firmware /boot/firmware
+    [ -d /boot/uboot ] && locate uboot /boot/uboot
   fi
 
   # ---- storage drivers of the root disk ------------------------------------------------------------
@@ -351,81 +486,213 @@ main() {
   fi
 
   # ---- GRUB --------------------------------------------------------------------------------------
-  v=$(first_of grub-mkconfig grub2-mkconfig) && emit grub_mkconfig "$v"
-  v=$(first_of update-grub update-grub2) && emit grub_update "$v"
-  v=$(first_of grub-reboot grub2-reboot) && emit grub_reboot "$v"
-  v=$(first_of grub-editenv grub2-editenv) && emit grub_editenv "$v"
+  first_of grub-mkconfig grub2-mkconfig && emit grub_mkconfig "$FIRST"
+  first_of update-grub update-grub2 && emit grub_update "$FIRST"
+  first_of grub-reboot grub2-reboot && emit grub_reboot "$FIRST"
+  first_of grub-editenv grub2-editenv && emit grub_editenv "$FIRST"
   gdir=
   for g in /boot/grub /boot/grub2; do
-    if [ -f "$g/grub.cfg" ]; then gdir=$g && break; fi
+    if [ -f "$R$g/grub.cfg" ]; then gdir=$g && break; fi
   done
   if [ -z "$gdir" ]; then
     for g in /boot/grub /boot/grub2; do
-      if [ -d "$g" ]; then gdir=$g && break; fi
+      if [ -d "$R$g" ]; then gdir=$g && break; fi
     done
   fi
   if [ -n "$gdir" ]; then
     emit grub_dir "$gdir"
-    if [ -f "$gdir/grubenv" ]; then
+    if [ -f "$R$gdir/grubenv" ]; then
       emit grub_env_file "$gdir/grubenv"
-      envsize=$(wc -c <"$gdir/grubenv" | tr -d ' ')
+      envsize=$(wc -c <"$R$gdir/grubenv" | tr -d ' ')
       if [ "${envsize:-0}" -le 65536 ]; then
-        emit grub_env_hex "$(od -An -v -tx1 "$gdir/grubenv" | tr -d ' \n')"
+        emit grub_env_hex "$(od -An -v -tx1 "$R$gdir/grubenv" | tr -d ' \n')"
       fi
     fi
-    emit grub_cfg_next_entry "$(flag grep -q next_entry "$gdir/grub.cfg")"
+    flag grep -q next_entry "$R$gdir/grub.cfg"
+    emit grub_cfg_next_entry "$FLAG"
     # GRUB clears next_entry at boot by rewriting grubenv's sectors in place; it cannot do
     # that through LVM, md RAID, dm-crypt, or inside btrfs/zfs. Then a one-shot never clears.
-    locate grub "$gdir"
-    reason=
-    gdev=$LOC_DEV
-    gparent=
-    if [ -n "$gdev" ] && [ -e "/sys/class/block/$gdev/partition" ]; then
-      gparent=$(cd -P "/sys/class/block/$gdev/.." 2>/dev/null && pwd -P)
-      gparent=${gparent##*/}
-    fi
-    case $LOC_FSTYPE in
-    btrfs | zfs) reason="$gdir is on $LOC_FSTYPE, where GRUB cannot write grubenv" ;;
-    esac
-    if [ -z "$reason" ]; then
-      for x in "$gdev" "$gparent"; do
-        case $x in
-        dm-*)
-          kind=device-mapper
-          case $(rd "/sys/class/block/$x/dm/uuid") in
-          LVM-*) kind=LVM ;;
-          CRYPT-*) kind="dm-crypt (LUKS)" ;;
+    # (a sysroot's sidecar says it: there is no kernel to ask where the directory lives)
+    if [ -z "$R" ]; then
+      locate grub "$gdir"
+      reason=
+      gdev=$LOC_DEV
+      gparent=
+      if [ -n "$gdev" ] && [ -e "/sys/class/block/$gdev/partition" ]; then
+        gparent=$(cd -P "/sys/class/block/$gdev/.." 2>/dev/null && pwd -P)
+        gparent=${gparent##*/}
+      fi
+      case $LOC_FSTYPE in
+      btrfs | zfs) reason="$gdir is on $LOC_FSTYPE, where GRUB cannot write grubenv" ;;
+      esac
+      if [ -z "$reason" ]; then
+        for x in "$gdev" "$gparent"; do
+          case $x in
+          dm-*)
+            kind=device-mapper
+            rdv xdm "/sys/class/block/$x/dm/uuid"
+            case $xdm in
+            LVM-*) kind=LVM ;;
+            CRYPT-*) kind="dm-crypt (LUKS)" ;;
+            esac
+            reason="$gdir is on $kind ($x), where GRUB cannot write grubenv"
+            break
+            ;;
+          md*)
+            reason="$gdir is on md RAID ($x), where GRUB cannot write grubenv"
+            break
+            ;;
+          loop* | nbd* | zram* | ram*)
+            reason="$gdir is on $x, not a plain disk partition"
+            break
+            ;;
           esac
-          reason="$gdir is on $kind ($x), where GRUB cannot write grubenv"
-          break
-          ;;
-        md*)
-          reason="$gdir is on md RAID ($x), where GRUB cannot write grubenv"
-          break
-          ;;
-        loop* | nbd* | zram* | ram*)
-          reason="$gdir is on $x, not a plain disk partition"
-          break
-          ;;
-        esac
-      done
-    fi
-    if [ -z "$reason" ] && [ -z "$gdev" ]; then
-      reason="$gdir is not on a block device (${LOC_FSTYPE:-unknown} from ${LOC_SRC:-unknown source})"
-    fi
-    if [ -z "$reason" ]; then
-      emit grub_env_boot_writable 1
-    else
-      emit grub_env_boot_writable 0
-      emit grub_env_boot_reason "$reason"
+        done
+      fi
+      if [ -z "$reason" ] && [ -z "$gdev" ]; then
+        reason="$gdir is not on a block device (${LOC_FSTYPE:-unknown} from ${LOC_SRC:-unknown source})"
+      fi
+      if [ -z "$reason" ]; then
+        emit grub_env_boot_writable 1
+      else
+        emit grub_env_boot_writable 0
+        emit grub_env_boot_reason "$reason"
+      fi
     fi
   fi
-  emit grub_d_dir "$(flag test -d /etc/grub.d)"
+  flag test -d "$R/etc/grub.d"
+  emit grub_d_dir "$FLAG"
+
+  # ---- firmware boot files: the Raspberry Pi firmware's partition, u-boot's -----------------------
+  # Which of the files that say how the firmware or u-boot boots are there, with the content of
+  # the small text ones (a plan writes their exact new content, stage2 puts the old back).
+  for d in /boot/firmware /boot /boot/uboot ''; do
+    for f in config.txt cmdline.txt tryboot.txt autoboot.txt uEnv.txt boot.scr boot.cmd \
+      extlinux/extlinux.conf MLO u-boot.img u-boot.bin start.elf start4.elf bootcode.bin \
+      kernel.img kernel7.img kernel7l.img kernel8.img kernel_2712.img vmlinuz initrd.img; do
+      [ -f "$R$d/$f" ] || continue
+      size=$(wc -c <"$R$d/$f" | tr -d ' ')
+      hex=
+      case $f in
+      *.txt | boot.cmd | *.conf)
+        [ "${size:-0}" -le 65536 ] && hex=$(od -An -v -tx1 "$R$d/$f" | tr -d ' \n')
+        ;;
+      esac
+      rec bootfile "path=$d/$f" "size=$size" "hex=$hex"
+    done
+  done
+  # u-boot written raw to a disk (its SPL at 128 KiB, u-boot.img at 384 KiB, as TI AM335x
+  # boards boot from eMMC or SD) or to an eMMC boot partition: the image header's magic.
+  if [ -z "$R" ]; then
+    for p in /sys/class/block/mmcblk[0-9] /sys/class/block/mmcblk[0-9]boot[0-9]; do
+      [ -b "/dev/${p##*/}" ] || continue
+      for off in 393216 131072 0; do
+        m=$(od -An -v -tx1 -j "$off" -N 4 "/dev/${p##*/}" 2>/dev/null | tr -d ' \n')
+        case $m in
+        27051956) rec uboot_raw "device=${p##*/}" "offset=$off" "format=uimage" ;;
+        d00dfeed) rec uboot_raw "device=${p##*/}" "offset=$off" "format=fit" ;;
+        esac
+      done
+    done
+  fi
+  # the device trees of the running kernel, for a u-boot board's stage2 entry
+  if [ ! -f "$R/boot/firmware/config.txt" ] && [ ! -f "$R/boot/config.txt" ]; then
+    for d in "/boot/dtbs/$rel" "/usr/lib/linux-image-$rel" /boot/dtbs; do
+      [ -d "$R$d" ] || continue
+      emit dtb_dir "$d"
+      for f in "$R$d"/*.dtb; do
+        [ -f "$f" ] && emit dtb_name "${f##*/}"
+      done
+      break
+    done
+  fi
+
+  # ---- network: interfaces, addresses, default routes, running daemons (never a secret) ----------
+  # Only what the planner needs to tell whether balenaOS will reach the network: the config
+  # files themselves (which hold Wi-Fi keys) are read by a separate collection, never here.
+  have_ip=0
+  if [ -z "$R" ] && have ip >/dev/null && ip -o link show >/dev/null 2>&1; then have_ip=1; fi
+  for p in "$R"/sys/class/net/*; do
+    [ -e "$p" ] || continue
+    n=${p##*/}
+    [ "$n" = lo ] && continue
+    kind=other
+    rdv ntype "$p/type"
+    if [ -d "$p/wireless" ] || [ -e "$p/phy80211" ]; then
+      kind=wifi
+    elif [ "$ntype" = 1 ] && ! grep -q '^DEVTYPE=' "$p/uevent" 2>/dev/null; then
+      kind=ethernet
+    fi
+    phys=0
+    [ -e "$p/device" ] && phys=1
+    rdv oper "$p/operstate"
+    up=0
+    [ "$oper" = up ] && up=1
+    rdv mac "$p/address"
+    drv=
+    if [ -e "$p/device/driver/module" ]; then
+      drv=$(cd -P "$p/device/driver/module" 2>/dev/null && pwd -P)
+      drv=${drv##*/}
+    fi
+    v4='' v6=''
+    if [ "$have_ip" = 1 ]; then
+      v4=$(ip -o -4 addr show dev "$n" scope global 2>/dev/null |
+        awk '{ a = $4; for (i = 5; i <= NF; i++) if ($i == "dynamic") a = a "+dynamic"; printf "%s%s", s, a; s = " " }')
+      v6=$(ip -o -6 addr show dev "$n" scope global 2>/dev/null | awk '{ printf "%s%s", s, $4; s = " " }')
+    fi
+    rec netif "name=$n" "kind=$kind" "mac=$mac" "up=$up" "physical=$phys" "driver=$drv" "ipv4=$v4" "ipv6=$v6"
+  done
+  if [ "$have_ip" = 1 ]; then
+    ip -4 route show default 2>/dev/null | awk -v OFS='\t' '{
+      dev = ""; proto = ""
+      for (i = 1; i < NF; i++) { if ($i == "dev") dev = $(i + 1); if ($i == "proto") proto = $(i + 1) }
+      if (dev != "") print "netroute", "dev=" dev, "proto=" proto }'
+  fi
+  # daemons that manage the network (and a watchdog daemon), by their process names
+  daemons=
+  for c in "$R"/proc/[0-9]*/comm; do
+    { IFS= read -r comm <"$c"; } 2>/dev/null || continue
+    case $comm in
+    NetworkManager | systemd-network | connmand | dhcpcd | wpa_supplicant | dhclient | udhcpc | iwd | watchdog | wd_keepalive)
+      case " $daemons " in *" $comm "*) ;; *) daemons="$daemons $comm" ;; esac
+      ;;
+    esac
+  done
+  for d in $daemons; do
+    case $d in
+    watchdog | wd_keepalive) emit watchdog_daemon "$d" ;;
+    *) emit net_service "$d" ;;
+    esac
+  done
+
+  # ---- hardware watchdog: which device, running or not, its driver, systemd's use of it ------------
+  for w in "$R"/sys/class/watchdog/watchdog*; do
+    [ -e "$w" ] || continue
+    wm=
+    if [ -e "$w/device/driver/module" ]; then
+      wm=$(cd -P "$w/device/driver/module" 2>/dev/null && pwd -P)
+      wm=${wm##*/}
+    fi
+    rdv wstate "$w/state"
+    rdv wid "$w/identity"
+    rdv wto "$w/timeout"
+    rec watchdog "device=/dev/${w##*/}" "state=$wstate" "identity=$wid" "timeout=$wto" "module=$wm"
+  done
+  if [ -z "$R" ] && [ -d /sys/class/watchdog ] && have systemctl >/dev/null; then
+    v=$(systemctl show -p RuntimeWatchdogUSec --value 2>/dev/null)
+    [ -n "$v" ] && emit watchdog_systemd "$v"
+  fi
 
   # ---- tools -------------------------------------------------------------------------------------
   for t in setsid flock sha256sum efibootmgr; do
-    emit "tool_$t" "$(flag have "$t")"
+    flag have "$t"
+    emit "tool_$t" "$FLAG"
   done
+
+  # a sysroot: what only a live kernel could say (arch, block devices, dir records) from its sidecar
+  if [ -n "$R" ] && [ -r "$R/.balena-migrate-sysroot" ]; then
+    grep -v -e '^#' -e '^$' "$R/.balena-migrate-sysroot"
+  fi
 
   emit end ok
 }

@@ -1,6 +1,7 @@
 // The balena-migrate command line. Commands return an exit code; the one catch at the
 // bottom maps every error to its exit code and a sentence for the operator.
 import { Command, CommanderError } from 'commander';
+import { addAgentFlags } from '../agent/flags.ts';
 import { ExitCode } from '../errors.ts';
 import { fleetCommand } from './commands/fleet.ts';
 import { probeCommand } from './commands/probe.ts';
@@ -23,6 +24,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
   addTargetFlags(check);
   addMigrationFlags(check);
   addFleetFlags(check);
+  addAgentFlags(check);
   check.action(async (flags: CommonFlags) => setExit(await fleetCommand('check', flags)));
 
   const run = program
@@ -31,6 +33,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
   addTargetFlags(run);
   addMigrationFlags(run);
   addFleetFlags(run);
+  addAgentFlags(run);
   run.action(async (flags: CommonFlags) => setExit(await fleetCommand('run', flags)));
 
   const probe = program

@@ -2,9 +2,10 @@
 // settings: every config option that makes sense on a command line has a flag, and a flag
 // wins over the file.
 import { type Command, Option } from 'commander';
+import { type AgentFlags, agentOverridesFromFlags } from '../agent/flags.ts';
 import type { ConfigOverrides } from '../config/migration-config.ts';
 
-export interface CommonFlags {
+export interface CommonFlags extends AgentFlags {
   inventory?: string;
   config?: string;
   host?: string[];
@@ -12,11 +13,12 @@ export interface CommonFlags {
   image?: string;
   configJson?: string;
   workDir?: string;
-  mode?: 'standalone' | 'pretend';
+  mode?: 'standalone' | 'pretend' | 'agent';
   kernel?: string;
   failMode?: 'reboot' | 'rescue-shell';
   busybox?: string;
   ramMargin?: string;
+  stage2Pretend?: boolean;
   knownHosts?: string;
   acceptNewHostKeys?: boolean;
   identity?: string[];
@@ -48,10 +50,10 @@ export function addMigrationFlags(cmd: Command): Command {
     .option('--config-json <file>', "the devices' config.json")
     .option('--work-dir <dir>', 'absolute working directory on the hosts')
     .addOption(
-      new Option('--mode <mode>', 'standalone, or pretend (upload and verify, no boot change)').choices([
-        'standalone',
-        'pretend',
-      ]),
+      new Option(
+        '--mode <mode>',
+        'standalone, pretend (upload and verify, no boot change), or agent (image and config.json from balena)',
+      ).choices(['standalone', 'pretend', 'agent']),
     )
     .option('--kernel <host|file>', "stage2 kernel: 'host' (the host's own) or a migration kernel file")
     .addOption(
@@ -62,6 +64,7 @@ export function addMigrationFlags(cmd: Command): Command {
     )
     .option('--busybox <file>', 'static busybox for the stage2 initramfs')
     .option('--ram-margin <MiB>', 'RAM kept free in stage2 beyond the image')
+    .option('--stage2-pretend', 'stage2 rehearses on the device: every check, no write, back to the old OS')
     .option('--known-hosts <file>', 'known_hosts file that verifies host keys')
     .option('--accept-new-host-keys', 'trust and record the key of a host seen for the first time')
     .option('--identity <file>', 'private key to offer (repeatable)', collect)
@@ -100,6 +103,7 @@ export function overridesFromFlags(f: CommonFlags): ConfigOverrides {
   if (f.failMode !== undefined) stage2.failMode = f.failMode;
   if (f.busybox !== undefined) stage2.busybox = f.busybox;
   if (f.ramMargin !== undefined) stage2.ramMarginMiB = num(f.ramMargin);
+  if (f.stage2Pretend) stage2.pretend = true;
   if (Object.keys(stage2).length) o.stage2 = stage2;
   const ssh: NonNullable<ConfigOverrides['ssh']> = {};
   if (f.knownHosts !== undefined) ssh.knownHostsFile = f.knownHosts;
@@ -116,5 +120,7 @@ export function overridesFromFlags(f: CommonFlags): ConfigOverrides {
   if (f.runsDir !== undefined) run.runsDir = f.runsDir;
   if (f.concurrency !== undefined) run.concurrency = num(f.concurrency);
   if (Object.keys(run).length) o.run = run;
+  const agent = agentOverridesFromFlags(f);
+  if (agent) o.agent = agent;
   return o;
 }

@@ -6,14 +6,17 @@ import { ConfigError } from '../errors.ts';
 import type { HostTarget, RunSettings } from '../phases/settings.ts';
 
 export function runSettingsFrom(config: MigrationConfig, command: 'check' | 'run'): RunSettings {
-  if (!config.image) {
+  // Agent mode gives every host its own image and config.json (HostTarget), made by
+  // orchestrator/agent before the hosts run; the hosts then run like standalone ones.
+  const agent = config.mode === 'agent';
+  if (!config.image && !agent) {
     throw new ConfigError(
       'no balenaOS image given',
       config.source ? { file: config.source } : undefined,
       'set `image:` in balena-migrate.yml, or pass --image PATH',
     );
   }
-  if (!config.configJson) {
+  if (!config.configJson && !agent) {
     throw new ConfigError(
       'no config.json given',
       config.source ? { file: config.source } : undefined,
@@ -22,13 +25,16 @@ export function runSettingsFrom(config: MigrationConfig, command: 'check' | 'run
   }
   return {
     command,
-    mode: config.mode,
-    image: config.image,
-    configJson: config.configJson,
+    mode: config.mode === 'agent' ? 'standalone' : config.mode,
+    image: config.image ?? '',
+    configJson: config.configJson ?? '',
     workDir: config.workDir,
     kernel: config.stage2.kernel,
     failMode: config.stage2.failMode,
     ramMarginBytes: config.stage2.ramMarginMiB * 1024 * 1024,
+    stage2Pretend: config.stage2.pretend,
+    logDevice: config.stage2.logDevice ?? null,
+    network: config.network,
     busyboxPath: config.stage2.busybox,
     ssh: {
       knownHostsFile: config.ssh.knownHostsFile,

@@ -5,6 +5,7 @@ import { statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { isAbsolute, resolve } from 'node:path';
 import { ConfigError } from '../errors.ts';
+import { checkKeyfile } from '../network/keyfile.ts';
 import { findJsonSyntaxError } from './json-syntax.ts';
 import { locationAt } from './source-location.ts';
 import { readSourceText } from './source-text.ts';
@@ -34,21 +35,33 @@ export function requireFile(path: string, where: Where, what: string, baseDir: s
     throw new ConfigError(`${what} is not a regular file: ${path}`, where, 'give the path of a file');
 }
 
-/** Image suffixes the payload can stream today; add `.img.xz` / `.zip` here when it can. */
-export const IMAGE_SUFFIXES = ['.img', '.img.gz'] as const;
+/**
+ * Names balenaOS images usually have. They are a hint for people only: the format (raw, gzip,
+ * xz, zip) is decided from the file's content when the image is measured (phases/image.ts),
+ * so a file is never refused or trusted for its name.
+ */
+export const IMAGE_SUFFIXES = ['.img', '.img.gz', '.img.xz', '.zip'] as const;
 
+/** The image must exist; what it holds is checked when it is measured, before any upload. */
 export function requireImageFile(path: string, where: Where, baseDir: string): void {
-  if (!IMAGE_SUFFIXES.some((suffix) => path.endsWith(suffix))) {
-    const packed = /\.(xz|zip)$/.test(path);
+  requireFile(path, where, 'balenaOS image', baseDir);
+}
+
+/**
+ * A NetworkManager keyfile the operator supplies must exist and be one NetworkManager reads:
+ * checked here so a typo fails at load time (exit 2), never on a device that then has no network.
+ */
+export function requireKeyfile(path: string, where: Where, baseDir: string): void {
+  requireFile(path, where, 'network keyfile', baseDir);
+  const { text } = readSourceText(path, 'network keyfile');
+  const { problems } = checkKeyfile(text);
+  if (problems.length) {
     throw new ConfigError(
-      `the balenaOS image must be a ${IMAGE_SUFFIXES.join(' or ')} file: ${path}`,
+      `${path} is not a usable NetworkManager keyfile: ${problems.join('; ')}`,
       where,
-      packed
-        ? 'unpack it first (xz -d FILE, or unzip FILE) and point image at the .img inside'
-        : 'download the balenaOS image for your device type and point image at the .img or .img.gz',
+      'fix the file (see `man nm-settings-keyfile`), or leave it out of network.extraFiles',
     );
   }
-  requireFile(path, where, 'balenaOS image', baseDir);
 }
 
 /** config.json must exist and hold a JSON object; syntax errors point inside the JSON. */

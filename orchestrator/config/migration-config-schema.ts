@@ -2,9 +2,10 @@
 // live in CONFIG_DEFAULTS (and are shown in the JSON schema) rather than in zod, so the
 // same schema also checks partial overrides from command-line flags.
 import { z } from 'zod';
+import { AGENT_HINTS, AgentSettings } from '../agent/config-schema.ts';
 import { LocalPath, NonNegativeInt, Port, PositiveInt, RemoteDir, User } from './fields.ts';
 
-export const MODES = ['standalone', 'pretend'] as const;
+export const MODES = ['standalone', 'pretend', 'agent'] as const;
 export type Mode = (typeof MODES)[number];
 
 export const FAIL_MODES = ['reboot', 'rescue-shell'] as const;
@@ -14,7 +15,8 @@ export type FailMode = (typeof FAIL_MODES)[number];
 export const CONFIG_DEFAULTS = {
   mode: 'standalone',
   workDir: '/var/tmp/balena-migrate',
-  stage2: { kernel: 'host', failMode: 'reboot', busybox: '/bin/busybox', ramMarginMiB: 64 },
+  stage2: { kernel: 'host', failMode: 'reboot', busybox: '/bin/busybox', ramMarginMiB: 64, pretend: false },
+  network: { wifi: 'all' as 'all' | 'none' | string[], requireNetwork: true, extraFiles: [] as string[] },
   ssh: {
     knownHostsFile: '~/.ssh/known_hosts',
     acceptNewHostKeys: false,
@@ -58,6 +60,43 @@ const Stage2Settings = z.strictObject({
     'RAM (MiB) kept free beyond the image when stage2 copies it to RAM',
     64,
   ),
+  pretend: field(
+    flag,
+    'stage2 rehearses on the device: every check (RAM, hashes, decompression, the boot partition), no write, then it boots the old OS again; the host ends ready with the stage2 log',
+    false,
+  ),
+  logDevice: field(
+    z
+      .string({ error: 'must be LABEL=..., UUID=... or PARTUUID=...' })
+      .regex(/^(LABEL|UUID|PARTUUID)=[A-Za-z0-9._-]+$/, {
+        error: 'must be LABEL=..., UUID=... or PARTUUID=...',
+      }),
+    'a filesystem (not on the install disk) where stage2 also saves its log, e.g. LABEL=BM-LOGS on a USB stick',
+  ),
+});
+
+const NetworkSettings = z.strictObject({
+  wifi: field(
+    z.union(
+      [
+        z.enum(['all', 'none']),
+        z.array(z.string().min(1).max(32), { error: 'must be all, none, or a list of SSIDs' }),
+      ],
+      { error: 'must be all, none, or a list of SSIDs' },
+    ),
+    "which of the old OS's Wi-Fi networks balenaOS gets: all, none, or a list of SSIDs",
+    'all',
+  ),
+  extraFiles: field(
+    z.array(LocalPath, { error: 'must be a list of keyfile paths' }),
+    'NetworkManager keyfiles (.nmconnection) to put on the devices as well, relative to this file',
+    [],
+  ),
+  requireNetwork: field(
+    flag,
+    'refuse a host when balenaOS would not reach the network with what is carried (true), or only warn (false)',
+    true,
+  ),
 });
 
 const SshSettings = z.strictObject({
@@ -93,16 +132,21 @@ export const MigrationConfigFile = z
   .strictObject({
     mode: field(
       z.enum(MODES, { error: `must be one of: ${MODES.join(', ')}` }),
-      'standalone: migrate with a local image; pretend: do everything except reboot and flash',
+      'standalone: migrate with a local image; pretend: do everything except reboot and flash; agent: get the image and each config.json from the balena backend',
       d.mode,
     ),
     image: field(LocalPath, 'balenaOS image (.img or .img.gz), relative to this file'),
     configJson: field(LocalPath, 'config.json for the devices, relative to this file'),
     workDir: field(RemoteDir, 'absolute working directory on each host', d.workDir),
     stage2: field(Stage2Settings, 'the migration environment that runs from RAM'),
+    network: field(
+      NetworkSettings,
+      "the old OS's network settings carried to balenaOS as NetworkManager keyfiles",
+    ),
     ssh: field(SshSettings, 'how to reach the hosts'),
     verify: field(VerifySettings, 'how the outcome is checked after the reboot'),
     run: field(RunSettings, 'run bookkeeping'),
+    agent: field(AgentSettings, 'agent mode: the balena backend, fleet and balenaOS version'),
   })
   .meta({ id: 'MigrationConfig', title: 'balena-migrate.yml' });
 
@@ -115,9 +159,12 @@ export const CONFIG_PATH_HINTS: Readonly<Record<string, string>> = {
 };
 
 export const CONFIG_HINTS: Readonly<Record<string, string>> = {
+  ...AGENT_HINTS,
   mode: `use one of: ${MODES.join(', ')}`,
   workDir: 'use an absolute path such as /var/tmp/balena-migrate',
   failMode: `use one of: ${FAIL_MODES.join(', ')}`,
+  logDevice: 'name a filesystem as stage2 finds it, e.g. LABEL=BM-LOGS',
+  wifi: 'write all, none, or a list such as [home-wifi, shop-floor]',
   balenaPort: 'balenaOS listens on 22222',
   concurrency: 'use a whole number such as 10',
   identityFiles: 'write a list, e.g. identityFiles: [~/.ssh/fleet_ed25519]',

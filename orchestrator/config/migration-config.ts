@@ -2,12 +2,19 @@
 // against the file's directory and checked to exist, defaults filled in. Flags from the
 // command line are applied on top with applyConfigOverrides.
 import { dirname, resolve } from 'node:path';
+import {
+  type AgentSettingsResolved,
+  mergeAgentSettings,
+  rejectLiteralSecrets,
+  resolveAgentPaths,
+} from '../agent/config.ts';
 import { ConfigError } from '../errors.ts';
 import { normaliseRemoteDir } from './fields.ts';
 import {
   requireConfigJson,
   requireFile,
   requireImageFile,
+  requireKeyfile,
   resolveLocalPath,
   type Where,
 } from './local-files.ts';
@@ -44,6 +51,17 @@ export interface MigrationConfig {
     /** absolute path of a static busybox; the default is not checked until the payload is built */
     busybox: string;
     ramMarginMiB: number;
+    /** stage2 rehearses: every check, no write, back to the old OS */
+    pretend: boolean;
+    /** LABEL=/UUID=/PARTUUID= of a filesystem stage2 also saves its log on */
+    logDevice?: string;
+  };
+  /** the network carried to balenaOS */
+  network: {
+    wifi: 'all' | 'none' | string[];
+    requireNetwork: boolean;
+    /** absolute paths of checked NetworkManager keyfiles */
+    extraFiles: string[];
   };
   ssh: {
     knownHostsFile: string;
@@ -57,6 +75,8 @@ export interface MigrationConfig {
   };
   verify: { timeoutSeconds: number; balenaPort: number; balenaUser: string };
   run: { runsDir: string; concurrency: number };
+  /** mode agent: the balena backend settings; undefined when the file and flags say nothing */
+  agent: AgentSettingsResolved | undefined;
 }
 
 export function loadMigrationConfig(path: string): MigrationConfig {
@@ -71,6 +91,7 @@ export function loadMigrationConfig(path: string): MigrationConfig {
   }
   const locate = (at: Path, key?: string) =>
     key === undefined ? locatePath(yaml, at) : nodeLocation(yaml, keyNodeAt(yaml, at, key));
+  rejectLiteralSecrets(raw, (at, key) => locate(at, key));
   const given = validateWith(MigrationConfigFile, raw, {
     locate,
     hints: CONFIG_HINTS,
@@ -94,6 +115,7 @@ export function defaultMigrationConfig(baseDir: string = process.cwd()): Migrati
     configJson: undefined,
     workDir: d.workDir,
     stage2: { ...d.stage2 },
+    network: { ...d.network, extraFiles: [] },
     ssh: {
       ...d.ssh,
       knownHostsFile: resolveLocalPath(d.ssh.knownHostsFile, baseDir),
@@ -102,6 +124,7 @@ export function defaultMigrationConfig(baseDir: string = process.cwd()): Migrati
     },
     verify: { ...d.verify },
     run: { ...d.run, runsDir: resolveLocalPath(d.run.runsDir, baseDir) },
+    agent: undefined,
   };
 }
 
@@ -168,6 +191,14 @@ function resolveGivenPaths(given: Given, baseDir: string, locate: (at: Path) => 
     requireFile(ssh.sshConfigFile, locate(['ssh', 'sshConfigFile']), 'ssh config file', baseDir);
   }
   if (out.run?.runsDir !== undefined) out.run.runsDir = path(out.run.runsDir);
+  if (out.network?.extraFiles !== undefined) {
+    out.network.extraFiles = out.network.extraFiles.map((file, index) => {
+      const absolute = path(file);
+      requireKeyfile(absolute, locate(['network', 'extraFiles', index]), baseDir);
+      return absolute;
+    });
+  }
+  if (out.agent !== undefined) out.agent = resolveAgentPaths(out.agent, baseDir, locate);
   return out;
 }
 
@@ -179,9 +210,11 @@ function merge(base: MigrationConfig, given: Given, source: string | undefined):
     configJson: given.configJson ?? base.configJson,
     workDir: given.workDir ?? base.workDir,
     stage2: { ...base.stage2, ...defined(given.stage2) },
+    network: { ...base.network, ...defined(given.network) },
     ssh: { ...base.ssh, ...defined(given.ssh) },
     verify: { ...base.verify, ...defined(given.verify) },
     run: { ...base.run, ...defined(given.run) },
+    agent: mergeAgentSettings(base.agent, given.agent),
   };
 }
 

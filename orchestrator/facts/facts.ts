@@ -62,6 +62,54 @@ export const DirLocation = z.object({
 });
 export type DirLocation = z.infer<typeof DirLocation>;
 
+/** A network interface as the probe saw it (no configuration, no secrets). */
+export const NetInterface = z.object({
+  name: z.string(),
+  /** wifi: has a wireless phy; ethernet: ARP type ether without a DEVTYPE (no bridge, vlan, bond) */
+  kind: z.enum(['ethernet', 'wifi', 'other']),
+  mac: z.string().nullable(),
+  /** operstate up */
+  up: z.boolean(),
+  /** backed by a device (not virtual) */
+  physical: z.boolean(),
+  driver: z.string().nullable(),
+  /** global IPv4 addresses; dynamic: leased (DHCP), not configured statically */
+  ipv4: z.array(z.object({ cidr: z.string(), dynamic: z.boolean() })),
+  ipv6: z.array(z.string()),
+});
+export type NetInterface = z.infer<typeof NetInterface>;
+
+/** A file that tells a firmware or u-boot how to boot (config.txt, cmdline.txt, uEnv.txt, MLO, ...). */
+export const BootFile = z.object({
+  /** absolute path on the host, e.g. /boot/firmware/config.txt, /uEnv.txt */
+  path: z.string(),
+  sizeBytes: z.number().int().nonnegative(),
+  /** the exact bytes of a small text file, base64; null for binaries and large files */
+  contentBase64: z.string().nullable(),
+});
+export type BootFile = z.infer<typeof BootFile>;
+
+/** u-boot written raw to a disk or eMMC boot partition, found by its image header. */
+export const RawBootloader = z.object({
+  /** kernel name of the disk, e.g. mmcblk1 or mmcblk1boot0 */
+  device: z.string(),
+  offsetBytes: z.number().int().nonnegative(),
+  format: z.enum(['uimage', 'fit']),
+});
+export type RawBootloader = z.infer<typeof RawBootloader>;
+
+/** A hardware watchdog device (/sys/class/watchdog). */
+export const WatchdogDevice = z.object({
+  device: z.string(),
+  /** active: running now (it resets the machine unless it is kicked); null: the kernel does not say */
+  state: z.enum(['active', 'inactive']).nullable(),
+  identity: z.string().nullable(),
+  timeoutSeconds: z.number().int().nonnegative().nullable(),
+  /** its driver module, to carry into the stage2 initramfs */
+  module: z.string().nullable(),
+});
+export type WatchdogDevice = z.infer<typeof WatchdogDevice>;
+
 export const Facts = z.object({
   probeVersion: z.literal(1),
   hostname: z.string(),
@@ -95,6 +143,12 @@ export const Facts = z.object({
     dtModel: z.string().nullable(),
     dtCompatible: z.array(z.string()),
     cpuModel: z.string().nullable(),
+    /** Raspberry Pi board revision code from /proc/cpuinfo (`a020d3`), or the device tree's `linux,revision` */
+    cpuRevision: z.string().nullable().optional(),
+    /** the `Hardware` line of /proc/cpuinfo (`BCM2835` on every Raspberry Pi kernel) */
+    cpuHardware: z.string().nullable().optional(),
+    /** Raspberry Pi 4/5 bootloader EEPROM build time (seconds since 1970), from the device tree */
+    bootloaderTimestamp: z.number().int().nonnegative().nullable().optional(),
   }),
   memory: z.object({
     totalBytes: z.number().int().nonnegative(),
@@ -145,5 +199,38 @@ export const Facts = z.object({
   idTool: z.string().optional(),
   /** things the probe could not find out, for the operator */
   warnings: z.array(z.string()).optional(),
+  /** network interfaces, default routes and the daemons managing them */
+  network: z
+    .object({
+      interfaces: z.array(NetInterface),
+      /** interfaces that carry an IPv4 default route, with its protocol (dhcp, static, ...) */
+      defaultRoutes: z.array(z.object({ dev: z.string(), proto: z.string().nullable() })),
+      /** NetworkManager, systemd-network, connmand, dhcpcd, wpa_supplicant, dhclient, ... */
+      services: z.array(z.string()),
+    })
+    .optional(),
+  /** the Raspberry Pi firmware's and u-boot's boot files; u-boot written raw to disks */
+  boot: z
+    .object({
+      files: z.array(BootFile),
+      rawBootloaders: z.array(RawBootloader),
+      /** where /boot/firmware and /boot/uboot live, when they exist */
+      firmwareDir: DirLocation.nullable(),
+      ubootDir: DirLocation.nullable(),
+      /** the running kernel's device trees (u-boot boards), e.g. /boot/dtbs/5.10.168-ti-r71 */
+      dtbDir: z.string().nullable(),
+      dtbNames: z.array(z.string()),
+    })
+    .optional(),
+  /** hardware watchdogs, and who on the old OS keeps them running */
+  watchdog: z
+    .object({
+      devices: z.array(WatchdogDevice),
+      /** systemd's RuntimeWatchdogUSec ("0" when systemd does not use it) */
+      systemdRuntime: z.string().nullable(),
+      /** a watchdog daemon process (watchdog, wd_keepalive) */
+      daemon: z.string().nullable(),
+    })
+    .optional(),
 });
 export type Facts = z.infer<typeof Facts>;

@@ -38,6 +38,10 @@ const KEYS: Record<string, KeyKind> = {
   dt_model: 'scalar',
   dt_compatible: 'list',
   cpu_model: 'scalar',
+  cpu_revision: 'scalar',
+  cpu_hardware: 'scalar',
+  dt_revision: 'scalar',
+  bootloader_timestamp: 'scalar',
   mem_total_kb: 'scalar',
   mem_available_kb: 'scalar',
   mem_free_kb: 'scalar',
@@ -62,6 +66,16 @@ const KEYS: Record<string, KeyKind> = {
   tool_sha256sum: 'scalar',
   tool_efibootmgr: 'scalar',
   warning: 'list',
+  netif: 'record',
+  netroute: 'record',
+  net_service: 'list',
+  watchdog: 'record',
+  watchdog_systemd: 'scalar',
+  watchdog_daemon: 'scalar',
+  bootfile: 'record',
+  uboot_raw: 'record',
+  dtb_dir: 'scalar',
+  dtb_name: 'list',
   end: 'scalar',
 };
 
@@ -70,6 +84,11 @@ const RECORD_FIELDS: Record<string, string[]> = {
   blockdev: ['name', 'type', 'size'],
   mount: ['source', 'target', 'fstype', 'options'],
   dir: ['role', 'path', 'exists', 'mountpoint', 'device', 'fstype', 'free_kb', 'writable'],
+  netif: ['name', 'kind'],
+  netroute: ['dev'],
+  watchdog: ['device'],
+  bootfile: ['path', 'size'],
+  uboot_raw: ['device', 'offset', 'format'],
 };
 
 interface Entry {
@@ -367,6 +386,9 @@ export function parseFacts(probeOutput: string): Facts {
       dtModel: nonEmpty('dt_model'),
       dtCompatible: (lists.get('dt_compatible') ?? []).map((e) => e.value),
       cpuModel: nonEmpty('cpu_model'),
+      cpuRevision: nonEmpty('cpu_revision') ?? nonEmpty('dt_revision'),
+      cpuHardware: nonEmpty('cpu_hardware'),
+      bootloaderTimestamp: int('bootloader_timestamp'),
     },
     memory: {
       totalBytes: (int('mem_total_kb') ?? at('mem_total_kb', 'missing')) * 1024,
@@ -402,6 +424,75 @@ export function parseFacts(probeOutput: string): Facts {
     idTool: str('id_tool') ?? 'none',
     warnings,
   };
+
+  const netKind = (r: RecordEntry): 'ethernet' | 'wifi' | 'other' => {
+    const k = field(r, 'kind');
+    return k === 'ethernet' || k === 'wifi' ? k : 'other';
+  };
+  const network = {
+    interfaces: (records.get('netif') ?? []).map((r) => ({
+      name: field(r, 'name') ?? recordFail(r, 'netif name is empty'),
+      kind: netKind(r),
+      mac: field(r, 'mac'),
+      up: fieldBool(r, 'up'),
+      physical: fieldBool(r, 'physical'),
+      driver: field(r, 'driver'),
+      ipv4: (field(r, 'ipv4') ?? '')
+        .split(' ')
+        .filter(Boolean)
+        .map((a) => ({ cidr: a.replace(/\+dynamic$/, ''), dynamic: a.endsWith('+dynamic') })),
+      ipv6: (field(r, 'ipv6') ?? '').split(' ').filter(Boolean),
+    })),
+    defaultRoutes: (records.get('netroute') ?? []).map((r) => ({
+      dev: field(r, 'dev') ?? recordFail(r, 'netroute dev is empty'),
+      proto: field(r, 'proto'),
+    })),
+    services: [...new Set((lists.get('net_service') ?? []).map((e) => e.value))],
+  };
+  const watchdog = {
+    devices: (records.get('watchdog') ?? []).map((r) => {
+      const state = field(r, 'state');
+      return {
+        device: field(r, 'device') ?? recordFail(r, 'watchdog device is empty'),
+        state: state === 'active' || state === 'inactive' ? state : null,
+        identity: field(r, 'identity'),
+        timeoutSeconds: fieldInt(r, 'timeout'),
+        module: field(r, 'module'),
+      };
+    }),
+    systemdRuntime: nonEmpty('watchdog_systemd'),
+    daemon: nonEmpty('watchdog_daemon'),
+  };
+  const dtRevision = nonEmpty('dt_revision');
+  if (dtRevision !== null && !/^[0-9a-f]+$/.test(dtRevision)) at('dt_revision', 'not hex digits');
+  const boot = {
+    files: (records.get('bootfile') ?? []).map((r) => {
+      const hex = field(r, 'hex');
+      if (hex !== null && !/^(?:[0-9a-f]{2})+$/.test(hex))
+        recordFail(r, 'bootfile hex is not an even run of hex digits');
+      return {
+        path: field(r, 'path') ?? recordFail(r, 'bootfile path is empty'),
+        sizeBytes: fieldInt(r, 'size') ?? 0,
+        contentBase64:
+          hex === null ? (fieldInt(r, 'size') === 0 ? '' : null) : Buffer.from(hex, 'hex').toString('base64'),
+      };
+    }),
+    rawBootloaders: (records.get('uboot_raw') ?? []).map((r) => {
+      const format = field(r, 'format');
+      if (format !== 'uimage' && format !== 'fit')
+        recordFail(r, `uboot_raw format ${JSON.stringify(format)} is unknown`);
+      return {
+        device: field(r, 'device') ?? recordFail(r, 'uboot_raw device is empty'),
+        offsetBytes: fieldInt(r, 'offset') ?? 0,
+        format: format as 'uimage' | 'fit',
+      };
+    }),
+    firmwareDir: dirs.get('firmware') ?? null,
+    ubootDir: dirs.get('uboot') ?? null,
+    dtbDir: nonEmpty('dtb_dir'),
+    dtbNames: (lists.get('dtb_name') ?? []).map((e) => e.value),
+  };
+  Object.assign(candidate, { network, watchdog, boot });
 
   const parsed = Facts.safeParse(candidate);
   if (!parsed.success) {

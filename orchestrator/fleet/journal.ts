@@ -4,6 +4,7 @@
 import {
   closeSync,
   fstatSync,
+  fsync,
   fsyncSync,
   openSync,
   readFileSync,
@@ -45,7 +46,15 @@ export const FAILED_HOSTS_FILE = 'failed-hosts.txt';
 
 export interface Journal {
   path: string;
-  append(record: JournalRecord): void;
+  /**
+   * Writes the record; it survives a kill -9 as soon as this returns. `sync` (the default)
+   * also fsyncs before returning, so it survives a power cut too. `sync: false` leaves the
+   * fsync to a background flush shared by every record written meanwhile (a group commit),
+   * for records a resume can do without: with 50 hosts in flight, an fsync per phase blocked
+   * the event loop for seconds (measured by `npm run bench`).
+   */
+  append(record: JournalRecord, options?: { sync?: boolean }): void;
+  /** fsyncs what was written, then closes. */
   close(): void;
 }
 
@@ -79,16 +88,46 @@ export function openJournal(runDir: string): Journal {
       fsyncSync(fd);
     }
   }
+  // The background flush: one fsync in flight at a time; records written while it runs are
+  // covered by the next one. The descriptor is closed only once no fsync is in flight.
+  let unsynced = false;
+  let flushing = false;
+  let closeWhenFlushed = false;
+  const flush = (): void => {
+    if (flushing || fd === null || !unsynced) return;
+    const current = fd;
+    flushing = true;
+    unsynced = false;
+    fsync(current, () => {
+      // An error here resurfaces at the next synchronous append or at close.
+      flushing = false;
+      if (closeWhenFlushed) {
+        closeSync(current);
+        return;
+      }
+      flush();
+    });
+  };
   return {
     path,
-    append(record) {
+    append(record, options) {
       if (fd === null) throw new Error(`the journal ${path} is closed`);
       writeSync(fd, `${JSON.stringify(record)}\n`);
-      fsyncSync(fd);
+      if (options?.sync ?? true) {
+        fsyncSync(fd);
+        unsynced = false;
+      } else {
+        unsynced = true;
+        flush();
+      }
     },
     close() {
-      if (fd !== null) closeSync(fd);
+      if (fd === null) return;
+      const current = fd;
       fd = null;
+      if (unsynced) fsyncSync(current);
+      if (flushing) closeWhenFlushed = true;
+      else closeSync(current);
     },
   };
 }

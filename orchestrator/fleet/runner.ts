@@ -45,7 +45,10 @@ export interface HostContext {
   previousOutcome: Outcome | null;
   /** the run directory, for per-host files the pipeline wants to keep */
   runDir: string;
-  /** the host entered a phase; journaled (fsync'd) before this returns */
+  /**
+   * the host entered a phase; journaled before this returns (a kill -9 loses nothing), and
+   * fsync'd before it returns for the phases that change the host (apply, reboot, verify, undo)
+   */
   phase(name: PhaseName): void;
   /** progress within the current phase; bytes in upload/payload, counts elsewhere */
   progress(done: number, total: number, label?: string): void;
@@ -302,9 +305,15 @@ export async function runFleet<H extends { name: string }>(
   let inFlight = 0;
   const controller = new AbortController();
 
+  // A power cut may cost the records of safe phases (a resume redoes those hosts from the
+  // start, which is what it would do anyway); never the phases that change a host, nor the
+  // outcome of a `run`. `check` changes nothing anywhere: its records need no fsync at all.
+  const mustSync = (record: JournalRecord): boolean =>
+    command === 'run' &&
+    (record.type === 'outcome' || (record.type === 'phase' && UNSAFE_TO_ASSUME.includes(record.phase)));
   const journalAppend = (record: JournalRecord): void => {
     try {
-      journal.append(record);
+      journal.append(record, { sync: mustSync(record) });
     } catch (error) {
       if (stop === null) {
         stop = { reason: `the journal could not be written (${(error as Error).message})` };

@@ -1,13 +1,21 @@
 // Measures the operator's balenaOS image once, by streaming it: the format (from its content,
 // not its name), the size and sha256 of the file as uploaded and of the raw disk inside, and
 // whether the raw bytes start with a partition table. Nothing is ever expanded on disk.
-import { spawn } from 'node:child_process';
+//
+// Formats: a raw .img, gzip, xz (through the xz tool) and .zip (the dashboard's download),
+// each read the way stage2's busybox will read it (gunzip -c, unxz -c, unzip -p), so a file
+// stage2 could not decompress is refused here, before any upload. Zip archives are read with
+// yauzl: it takes the sizes from the central directory (streamed zips leave them out of the
+// local header), understands zip64, and inflates the one entry as a stream.
+import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
 import { PassThrough, type Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createGunzip } from 'node:zlib';
+import { promisify } from 'node:util';
+import { crc32, createGunzip } from 'node:zlib';
+import yauzl from 'yauzl';
 import { ConfigError } from '../errors.ts';
 import type { ImageInfo } from '../plan/plan.ts';
 
@@ -47,11 +55,101 @@ export function openRaw(path: string, compression: Compression): Readable {
     });
     return out;
   }
-  throw new ConfigError(
-    `${path}: .zip images are not supported yet`,
-    { file: path },
-    'unzip it and point `image` at the .img inside (or gzip it)',
+  throw new Error(`${path}: a .zip is read with openZipEntry, not openRaw`);
+}
+
+/** What stage2's busybox `unzip -p` can stream: one file, stored or deflated, no zip64. */
+export interface ZipImageEntry {
+  name: string;
+  compressedSize: number;
+  uncompressedSize: number;
+  crc32: number;
+}
+
+const ZIP64_EXTRA = 0x0001;
+const U32_MAX = 0xffffffff;
+
+function zipError(path: string, what: string, fix: string): ConfigError {
+  return new ConfigError(`${path}: ${what}`, { file: path }, fix);
+}
+
+/**
+ * Opens the single file inside a .zip image as a stream of raw bytes, after checking that
+ * stage2's busybox `unzip -p` can read it the same way. Throws ConfigError otherwise.
+ */
+export async function openZipEntry(path: string): Promise<{ entry: ZipImageEntry; stream: Readable }> {
+  const repack = 'unpack it and compress the .img with xz or gzip (`unzip -p FILE | xz -T0 > balena.img.xz`)';
+  const zip = await new Promise<yauzl.ZipFile>((resolve, reject) =>
+    yauzl.open(path, { lazyEntries: true, autoClose: false, strictFileNames: false }, (err, z) =>
+      err ? reject(zipError(path, `is not a readable .zip: ${err.message}`, repack)) : resolve(z),
+    ),
   );
+  const entries: yauzl.Entry[] = [];
+  await new Promise<void>((resolve, reject) => {
+    zip.on('entry', (e: yauzl.Entry) => {
+      entries.push(e);
+      zip.readEntry();
+    });
+    zip.on('end', () => resolve());
+    zip.on('error', (err: Error) => reject(zipError(path, `is not a readable .zip: ${err.message}`, repack)));
+    zip.readEntry();
+  });
+  const files = entries.filter((e) => !e.fileName.endsWith('/'));
+  const close = () => zip.close();
+  if (files.length !== 1) {
+    close();
+    throw zipError(
+      path,
+      `holds ${files.length} files (${files
+        .slice(0, 5)
+        .map((e) => e.fileName)
+        .join(', ')}); a balenaOS .zip holds exactly one, the disk image`,
+      'download the image again, or unpack the .img and point `image` at it',
+    );
+  }
+  const e = files[0]!;
+  const zip64 =
+    e.extraFields.some((f) => f.id === ZIP64_EXTRA) ||
+    e.compressedSize >= U32_MAX ||
+    e.uncompressedSize >= U32_MAX ||
+    e.relativeOffsetOfLocalHeader >= U32_MAX;
+  const problem = e.isEncrypted()
+    ? 'is encrypted'
+    : e.compressionMethod !== 0 && e.compressionMethod !== 8
+      ? `uses compression method ${e.compressionMethod}; stage2's unzip reads only stored and deflated files`
+      : zip64
+        ? "uses zip64 (a file of 4 GiB or more), which stage2's busybox unzip cannot read"
+        : null;
+  if (problem) {
+    close();
+    throw zipError(path, `${e.fileName} ${problem}`, repack);
+  }
+  const stream = await new Promise<Readable>((resolve, reject) =>
+    zip.openReadStream(e, (err, s) => (err ? reject(err) : resolve(s))),
+  );
+  stream.on('close', close);
+  stream.on('error', close);
+  return {
+    entry: {
+      name: e.fileName,
+      compressedSize: e.compressedSize,
+      uncompressedSize: e.uncompressedSize,
+      crc32: e.crc32,
+    },
+    stream,
+  };
+}
+
+const execFileAsync = promisify(execFile);
+
+/** The memory the xz decoder needs for FILE (its dictionary), from `xz --robot --list -vv`. */
+export async function xzDecoderMemory(path: string): Promise<number> {
+  const { stdout } = await execFileAsync('xz', ['--robot', '--list', '-vv', path]);
+  const summary = stdout.split('\n').find((l) => l.startsWith('summary\t'));
+  const bytes = Number(summary?.split('\t')[1]);
+  if (!Number.isSafeInteger(bytes) || bytes <= 0)
+    throw new Error(`xz --list gave no memory figure for ${path}`);
+  return bytes;
 }
 
 /** Streams the whole image once and returns its measurements. */
@@ -76,25 +174,43 @@ export async function inspectImage(path: string): Promise<ImageInfo> {
 
   const rawHash = createHash('sha256');
   let rawSize = 0;
+  let rawCrc = 0;
   let first = Buffer.alloc(0);
+  const zip = compression === 'zip' ? await openZipEntry(path) : null;
   await pipeline(
-    openRaw(path, compression),
+    zip ? zip.stream : openRaw(path, compression),
     new Writable({
       write(chunk: Buffer, _enc, cb) {
         if (first.length < 1024) first = Buffer.concat([first, chunk.subarray(0, 1024 - first.length)]);
         rawHash.update(chunk);
+        if (zip) rawCrc = crc32(chunk, rawCrc);
         rawSize += chunk.length;
         cb();
       },
     }),
-  );
+  ).catch((err: unknown) => {
+    if (err instanceof ConfigError) throw err;
+    throw new ConfigError(
+      `${path} does not decompress (${compression}): ${(err as Error).message}`,
+      { file: path },
+      'download the balenaOS image again: the file is damaged or truncated',
+    );
+  });
   await fileHashing;
+  if (zip && (rawCrc >>> 0 !== zip.entry.crc32 >>> 0 || rawSize !== zip.entry.uncompressedSize)) {
+    throw new ConfigError(
+      `${path} is damaged: ${zip.entry.name} does not match the size and CRC its archive records`,
+      { file: path },
+      'download the balenaOS image again',
+    );
+  }
+  const decoderMemoryBytes = compression === 'xz' ? await xzDecoderMemory(path) : undefined;
 
   if (!hasPartitionTable(first)) {
     throw new ConfigError(
       `${path} is not a disk image: no partition table after decompression (${compression})`,
       { file: path },
-      'download the balenaOS image again (the .img, .img.gz or .img.xz from the dashboard)',
+      'point `image` at a balenaOS image: the .img, .img.gz, .img.xz or .zip from the balena dashboard',
     );
   }
   return {
@@ -104,5 +220,6 @@ export async function inspectImage(path: string): Promise<ImageInfo> {
     fileSha256: fileHash.digest('hex'),
     rawSizeBytes: rawSize,
     rawSha256: rawHash.digest('hex'),
+    ...(decoderMemoryBytes !== undefined ? { decoderMemoryBytes } : {}),
   };
 }

@@ -21,6 +21,11 @@ export class RunResources {
   private files = new Map<string, Promise<LocalFile>>();
   private buffers = new Map<string, Promise<Buffer>>();
 
+  /** An image measured elsewhere (agent mode measures each download as it verifies it). */
+  adoptImage(info: ImageInfo): void {
+    this.images.set(info.path, Promise.resolve(info));
+  }
+
   image(path: string): Promise<ImageInfo> {
     let p = this.images.get(path);
     if (!p) {

@@ -2,11 +2,16 @@
 // Every path ends in exactly one outcome class; every change made before the reboot is
 // undone when a later step fails.
 import { posix } from 'node:path';
+import { deviceTypeMismatch, type HostAgent } from '../agent/host-agent.ts';
 import { RefusalError } from '../errors.ts';
 import type { Facts } from '../facts/facts.ts';
+import { collectNetworkSources } from '../network/collect.ts';
+import { planNetwork } from '../network/plan-network.ts';
+import { redactSecrets } from '../network/redact.ts';
 import type { Plan } from '../plan/plan.ts';
 import { planMigration } from '../platform/plan-migration.ts';
 import type { HostReport } from '../report/host-report.ts';
+import { shellQuote } from '../ssh/quote.ts';
 import type { SshSession } from '../ssh/session.ts';
 import { applyPlan, type SessionSource, undoApply } from './apply.ts';
 import { connectBalena, connectHost, type Prompts } from './connect.ts';
@@ -26,6 +31,8 @@ export interface HostJob {
   resources: RunResources;
   prompts: Prompts;
   ctx: PipelineContext;
+  /** agent mode: the backend device, and the online check that `migrated` also needs */
+  agent?: HostAgent;
 }
 
 /** The plan as a report shows it: payload bytes become sizes, never content. */
@@ -59,6 +66,7 @@ export async function runHost(job: HostJob): Promise<HostReport> {
     ctx,
   );
   const workDir = target.workDir ?? settings.workDir;
+  if (job.agent) rec.report.balena = { ...job.agent.device };
   let session: SshSession | undefined;
   let applied = false;
   let phase = 'connect';
@@ -94,6 +102,18 @@ export async function runHost(job: HostJob): Promise<HostReport> {
           ? ({ source: 'host' } as const)
           : ({ source: 'file', file: await resources.file(settings.kernel) } as const);
       const initramfs = await buildHostInitramfs(session!, facts, busybox);
+      // the old OS's network config: read as root into memory here, never into facts or reports
+      const net = settings.network ?? { wifi: 'all' as const, requireNetwork: true, extraFiles: [] };
+      const sources = await collectNetworkSources(session!);
+      const extraFiles = await Promise.all(
+        net.extraFiles.map(async (path) => ({ path, data: await resources.bytes(path, 'network keyfile') })),
+      );
+      const network = planNetwork({
+        facts,
+        sources: sources.files,
+        options: { wifi: net.wifi, requireNetwork: net.requireNetwork, extraFiles },
+      });
+      for (const skipped of sources.skipped) network.notes.push(`network: ${skipped} (not read)`);
       const result = planMigration({
         hostName: target.name,
         facts,
@@ -106,8 +126,13 @@ export async function runHost(job: HostJob): Promise<HostReport> {
         failMode: settings.failMode,
         ramMarginBytes: settings.ramMarginBytes,
         timestamp: timestamp(),
+        network,
+        stage2Pretend: settings.stage2Pretend ?? false,
+        logDevice: settings.logDevice ?? null,
       });
       if (!result.ok) throw new RefusalError(result.reasons);
+      const mismatch = job.agent && deviceTypeMismatch(result.plan.deviceType, job.agent.deviceType);
+      if (mismatch) throw new RefusalError([mismatch]);
       return result.plan;
     });
     rec.report.deviceType = plan.deviceType;
@@ -158,16 +183,33 @@ export async function runHost(job: HostJob): Promise<HostReport> {
     );
     if (comeback.kind === 'balena') {
       const log = await comeback.session.exec('cat /mnt/boot/balena-migrate-stage2.log');
-      rec.report.stage2Log = log.exitCode === 0 ? log.stdout : null;
+      rec.report.stage2Log = log.exitCode === 0 ? redactSecrets(log.stdout) : null;
       await comeback.session.close().catch(() => {});
+      // Agent mode: balenaOS on the host is not enough, the backend must see the device online.
+      if (job.agent) {
+        const online = await job.agent.confirmOnline(ctx.signal, ctx.log);
+        if (rec.report.balena) rec.report.balena.online = online.ok;
+        if (!online.ok) return rec.finish('needs-attention', online.error);
+      }
       return rec.finish('migrated');
     }
     if (comeback.kind === 'old-os') {
       session = comeback.session;
       const logPath = posix.join(workDir, 'stage2.log');
-      const log = await session.exec(`cat ${logPath}`, { sudo: true });
-      rec.report.stage2Log = log.exitCode === 0 ? log.stdout : null;
+      // stage2 saves its log in the work dir, or at the root of the boot partition without one
+      const bootLog = posix.join(posix.dirname(plan.stage2ConfigPath), 'balena-migrate-stage2.log');
+      let log = await session.exec(`cat ${shellQuote(logPath)}`, { sudo: true });
+      if (log.exitCode !== 0) log = await session.exec(`cat ${shellQuote(bootLog)}`, { sudo: true });
+      rec.report.stage2Log = log.exitCode === 0 ? redactSecrets(log.stdout) : null;
       await rec.phase('undo', () => undoApply(session!, workDir));
+      // stage2.pretend: the rehearsal on the device; it passed when stage2 says every check did
+      if (
+        plan.stage2Config.mode === 'pretend' &&
+        /pretend: every check passed/.test(rec.report.stage2Log ?? '')
+      ) {
+        ctx.log('stage2 pretend: every check passed on the device; nothing was written; back on the old OS');
+        return rec.finish('ready');
+      }
       const why = rec.report.stage2Log
         ? 'stage2 stopped before writing and the host went back to its old OS; the stage2 log says why'
         : 'the host came back on its old OS but stage2 left no log: stage2 may not have run (GRUB one-shot ignored?)';

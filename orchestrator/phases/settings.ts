@@ -20,6 +20,8 @@ export interface HostTarget {
   workDir?: string | null;
   image?: string | null;
   configJson?: string | null;
+  /** the inventory's free-form host vars (agent mode reads balenaUuid, balenaDeviceType) */
+  vars?: Record<string, unknown>;
 }
 
 export interface RunSettings {
@@ -32,6 +34,17 @@ export interface RunSettings {
   kernel: string;
   failMode: 'reboot' | 'rescue-shell';
   ramMarginBytes: number;
+  /** stage2 rehearses on the device: every check, no write, back to the old OS (stage2.pretend) */
+  stage2Pretend?: boolean;
+  /** LABEL=, UUID= or PARTUUID= of a filesystem stage2 also saves its log on (stage2.logDevice) */
+  logDevice?: string | null;
+  /** network carry-over (balena-migrate.yml `network`); absent: carry everything, require a network */
+  network?: {
+    wifi: 'all' | 'none' | string[];
+    requireNetwork: boolean;
+    /** absolute paths of NetworkManager keyfiles the operator supplies */
+    extraFiles: string[];
+  };
   busyboxPath: string;
   ssh: {
     knownHostsFile: string;

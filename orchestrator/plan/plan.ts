@@ -72,6 +72,8 @@ export interface ImageInfo {
   /** size and sha256 of the raw disk image after decompression */
   rawSizeBytes: number;
   rawSha256: string;
+  /** RAM the decompressor needs beyond its input (the xz dictionary); absent when negligible */
+  decoderMemoryBytes?: number;
 }
 
 /** A file on the operator's machine with its measured size and hash. */
@@ -99,4 +101,10 @@ export interface PlanInput {
   ramMarginBytes: number;
   /** for stable backup names, e.g. 20261126T041500Z */
   timestamp: string;
+  /** the NetworkManager keyfiles to carry and the network verdict (orchestrator/network) */
+  network?: import('../network/plan-network.ts').NetworkPlan;
+  /** stage2 rehearses: every check, no write, back to the old OS (stage2.pretend) */
+  stage2Pretend?: boolean;
+  /** where stage2 also saves its log: LABEL=, UUID= or PARTUUID= of a filesystem (stage2.logDevice) */
+  logDevice?: string | null;
 }

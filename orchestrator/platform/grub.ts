@@ -6,6 +6,7 @@ import { checkStage2Config, renderStage2Config } from '../../stage2/build/stage2
 import type { BlockDevice, DirLocation, Facts } from '../facts/facts.ts';
 import type { ApplyStep, PayloadFile, Plan, PlanInput, PlanResult, Stage2Config } from '../plan/plan.ts';
 import { GENERIC_X86_64 } from './device.ts';
+import { logDeviceProblems, stage2RamNeed, watchdogToKick } from './stage2-common.ts';
 
 /** The menu entry id that grub-reboot selects. */
 export const GRUB_ENTRY_ID = 'balena-migrate-stage2';
@@ -26,6 +27,13 @@ export const BOOT_MARGIN_BYTES = 8 * MiB;
 export const WORK_MARGIN_BYTES = 16 * MiB;
 /** what stage2 keeps in RAM for its log (the init's LOG_RESERVE) */
 export const STAGE2_LOG_BYTES = 1 * MiB;
+/** the image's name in the work dir, by the compression found in its content */
+export const IMAGE_NAMES = {
+  none: 'balena-image.img',
+  gzip: 'balena-image.img.gz',
+  xz: 'balena-image.img.xz',
+  zip: 'balena-image.zip',
+} as const;
 
 /** Filesystems the stage2 init can mount. */
 const STAGE2_FILESYSTEMS = ['ext2', 'ext3', 'ext4', 'vfat'];
@@ -232,12 +240,13 @@ export function planGrubBoot(input: PlanInput): PlanResult {
 
   // ---- image ----------------------------------------------------------------------------------
   const compression = input.image.compression;
-  if (compression !== 'none' && compression !== 'gzip') {
-    refuse(
-      `the image is ${compression}-compressed; stage2 reads raw or gzip images: decompress it or recompress with gzip`,
-    );
+  if (!(compression in IMAGE_NAMES)) {
+    refuse(`the image is ${compression}-compressed; stage2 reads raw, gzip, xz and zip images`);
   }
-  const imageName = compression === 'gzip' ? 'balena-image.img.gz' : 'balena-image.img';
+  const imageName = IMAGE_NAMES[compression] ?? IMAGE_NAMES.none;
+  // the network stage2 leaves behind, and the rest of what stage2 needs besides the disk
+  for (const why of input.network?.reasons ?? []) refuse(why);
+  const watchdog = watchdogToKick(facts);
 
   // ---- /boot ----------------------------------------------------------------------------------
   const boot = facts.bootDir;
@@ -385,9 +394,11 @@ export function planGrubBoot(input: PlanInput): PlanResult {
 
   // ---- sizes ----------------------------------------------------------------------------------
   const initramfsBytes = input.initramfs.data.length;
+  const networkFiles = input.network?.files ?? [];
   const payloadBytes =
     input.image.fileSizeBytes +
     input.configJson.sizeBytes +
+    networkFiles.reduce((n, f) => n + f.data.length, 0) +
     initramfsBytes +
     (input.kernel.source === 'file' ? input.kernel.file.sizeBytes : 0);
   const bootNeed = kernelBytes + initramfsBytes + 4096 + BOOT_MARGIN_BYTES;
@@ -415,14 +426,25 @@ export function planGrubBoot(input: PlanInput): PlanResult {
       );
     }
   }
-  const ramNeed =
-    input.image.fileSizeBytes + input.configJson.sizeBytes + STAGE2_LOG_BYTES + input.ramMarginBytes;
+  const ram = stage2RamNeed({
+    image: input.image,
+    configBytes: input.configJson.sizeBytes,
+    network: input.network,
+    marginBytes: input.ramMarginBytes,
+  });
+  const ramNeed = ram.needBytes;
   if (ramNeed > facts.memory.availableBytes) {
+    const decoder = input.image.decoderMemoryBytes
+      ? ` + ${formatBytes(input.image.decoderMemoryBytes)} for the ${compression} decoder`
+      : '';
     refuse(
       `stage2 holds the image in RAM: it needs ${formatBytes(ramNeed)} (image ${formatBytes(input.image.fileSizeBytes)}` +
-        ` + config + log + margin ${formatBytes(input.ramMarginBytes)}), but only ` +
+        ` + config + network files + log + margin ${formatBytes(input.ramMarginBytes)}${decoder}), but only ` +
         `${formatBytes(facts.memory.availableBytes)} is available; use a compressed image or a smaller RAM margin`,
     );
+  }
+  if (input.logDevice) {
+    for (const why of logDeviceProblems(facts, input.logDevice, installDisk?.name)) refuse(why);
   }
 
   if (
@@ -449,7 +471,7 @@ export function planGrubBoot(input: PlanInput): PlanResult {
 
   const stage2Config: Stage2Config = {
     version: 1,
-    mode: input.mode === 'pretend' ? 'pretend' : 'flash',
+    mode: input.mode === 'pretend' || input.stage2Pretend ? 'pretend' : 'flash',
     fail_mode: input.failMode,
     grubenv: grubenvInFs ? relative(grubenvInFs) : '',
     grubenv_b64: grub.envFile ? (grub.envBase64 ?? '') : '',
@@ -463,11 +485,16 @@ export function planGrubBoot(input: PlanInput): PlanResult {
     image_sha256: input.image.fileSha256,
     image_size: input.image.fileSizeBytes,
     image_raw_size: input.image.rawSizeBytes,
+    image_raw_sha256: input.image.rawSha256,
     config_file: CONFIG_JSON_NAME,
     config_sha256: input.configJson.sha256,
-    ram_margin: input.ramMarginBytes,
+    network_files: networkFiles.map((f) => f.name).join(' '),
+    network_sha256: networkFiles.map((f) => f.sha256).join(' '),
+    ram_margin: ram.marginForStage2,
     boot_label: 'resin-boot',
     log_name: STAGE2_LOG_NAME,
+    log_device: input.logDevice ?? '',
+    watchdog: watchdog?.device ?? '',
     cleanup: [relative(grubBootSubdir), STAGE2_CONFIG_NAME].join(' '),
   };
   const problems = checkStage2Config(stage2Config);
@@ -502,6 +529,16 @@ export function planGrubBoot(input: PlanInput): PlanResult {
       mode: 0o644,
     },
   ];
+  for (const f of networkFiles) {
+    payload.push({
+      role: 'network',
+      source: { kind: 'bytes', data: f.data },
+      remotePath: posix.join(workDir, f.name),
+      sizeBytes: f.data.length,
+      sha256: f.sha256,
+      mode: 0o600,
+    });
+  }
   if (input.kernel.source === 'file') {
     payload.push({
       role: 'kernel',
@@ -598,6 +635,14 @@ export function planGrubBoot(input: PlanInput): PlanResult {
       `payload ${formatBytes(payloadBytes)}`,
     `RAM: stage2 needs ${formatBytes(ramNeed)} of ${formatBytes(facts.memory.availableBytes)} available`,
     `one-shot: ${oneShotArgv.join(' ')}; GRUB clears it at boot, stage2 restores ${grubenvPath}`,
+    `image: ${compression}, ${formatBytes(input.image.fileSizeBytes)} in RAM, written ` +
+      `${formatBytes(input.image.rawSizeBytes)} and read back against its sha256`,
+    ...(watchdog ? [`watchdog: stage2 kicks ${watchdog.device} while it works: ${watchdog.why}`] : []),
+    ...(input.logDevice ? [`log: stage2 also saves its log on ${input.logDevice}`] : []),
+    ...(input.stage2Pretend
+      ? ['stage2 pretend: stage2 checks everything, writes nothing and boots the old OS again']
+      : []),
+    ...(input.network?.notes ?? []),
   );
 
   const plan: Plan = {

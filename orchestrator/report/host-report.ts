@@ -71,6 +71,21 @@ export interface HostReport {
   /** the plan as printed by `check` (payload sources are paths, never bytes) */
   plan: unknown | null;
   stage2Log: string | null;
+  /** agent mode only: the device this host becomes in the balena backend */
+  balena?: BalenaDeviceRecord;
+}
+
+/** Agent mode: the host's device in the balena backend (orchestrator/agent). */
+export interface BalenaDeviceRecord {
+  /** fleet slug */
+  fleet: string;
+  deviceType: string;
+  osVersion: string;
+  /** null when not registered (check) */
+  uuid: string | null;
+  dashboardUrl: string | null;
+  /** whether the backend saw the device online after the reboot; null when not asked */
+  online: boolean | null;
 }
 
 export interface FleetReport {

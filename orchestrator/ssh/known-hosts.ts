@@ -90,6 +90,8 @@ function hashedMatches(field: string, name: string): boolean {
 }
 
 function globMatches(pattern: string, name: string): boolean {
+  // Most entries are plain names: no pattern to compile (a fleet checks every entry per host).
+  if (!/[*?]/.test(pattern)) return pattern === name;
   const re = pattern
     .replace(/[.+^${}()|[\]\\]/g, '\\$&')
     .replace(/\*/g, '.*')

@@ -2,7 +2,7 @@
 // commands (optionally as root through sudo), read files, upload files, open tunnels for
 // jump hosts. The only module outside orchestrator/ssh that other code needs.
 
-import type { Duplex } from 'node:stream';
+import type { Duplex, Writable } from 'node:stream';
 import pLimit from 'p-limit';
 import ssh2, { type SFTPWrapper, type Client as Ssh2Client } from 'ssh2';
 import { AuthError, RemoteCommandError, UnreachableError } from '../errors.ts';
@@ -20,7 +20,13 @@ import {
   sudoWantsPassword,
   sudoWrap,
 } from './sudo.ts';
-import { type UploadOptions, type UploadResult, type UploadSource, uploadFile } from './upload.ts';
+import {
+  type RunningCommand,
+  type UploadOptions,
+  type UploadResult,
+  type UploadSource,
+  uploadFile,
+} from './upload.ts';
 
 // ssh2 is CommonJS: Node's ESM loader sees only its default export.
 const { Client } = ssh2;
@@ -200,6 +206,8 @@ export class SshSession {
           target: this.target,
           sftp: () => this.sftp(),
           run: (cmd) => this.exec(cmd),
+          start: (cmd) => this.start(cmd),
+          batch: (fn) => this.batch(fn),
         },
         source,
         remotePath,
@@ -277,6 +285,86 @@ export class SshSession {
       if (r.noExitStatus && this.closed)
         throw droppedError(this.target, `\`${short(line)}\``, this.lastError);
       return r;
+    });
+  }
+
+  /**
+   * Run `fn` with the connection's socket corked, so the SSH packets it writes leave in one
+   * writev on the next tick instead of one write each.
+   */
+  private batch(fn: () => void): void {
+    const sock = (this.client as unknown as { _sock?: Writable })._sock;
+    if (!sock || typeof sock.cork !== 'function') {
+      fn();
+      return;
+    }
+    sock.cork();
+    try {
+      fn();
+    } finally {
+      process.nextTick(() => sock.uncork());
+    }
+  }
+
+  /**
+   * Start a command as the login user whose stdin is written while it runs (the upload's
+   * streaming hash). It holds a channel slot until it exits.
+   */
+  private start(line: string): Promise<RunningCommand> {
+    return this.guard(`\`${short(line)}\``, async () => {
+      this.opts.log?.(line);
+      return new Promise<RunningCommand>((resolve, reject) => {
+        // The slot is held (the inner promise pending) until the channel closes.
+        void this.channels(
+          () =>
+            new Promise<void>((held) => {
+              this.client.exec(line, (err, channel) => {
+                if (err) {
+                  held();
+                  reject(err);
+                  return;
+                }
+                const out: Buffer[] = [];
+                const errOut: Buffer[] = [];
+                let exitCode: number | null = null;
+                const closed = new Promise<void>((r) =>
+                  channel.once('close', () => {
+                    held();
+                    r();
+                  }),
+                );
+                channel.on('error', () => {});
+                channel.on('data', (d: Buffer) => out.push(d));
+                channel.stderr.on('data', (d: Buffer) => errOut.push(d));
+                channel.on('exit', (code: number | null) => {
+                  exitCode = code ?? null;
+                });
+                resolve({
+                  write: (text) => {
+                    if (channel.writable) channel.write(text);
+                  },
+                  finish: async () => {
+                    channel.end();
+                    await closed;
+                    return {
+                      exitCode,
+                      stdout: this.scrub(Buffer.concat(out).toString('utf8')),
+                      stderr: this.scrub(Buffer.concat(errOut).toString('utf8')),
+                    };
+                  },
+                  abort: () => {
+                    try {
+                      channel.end();
+                      channel.close();
+                    } catch {
+                      // already gone
+                    }
+                  },
+                });
+              });
+            }),
+        );
+      });
     });
   }
 

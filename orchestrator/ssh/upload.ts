@@ -2,6 +2,11 @@
 // the final mode, so a secret is never readable by others), a dropped connection leaves
 // the .part behind for the next attempt to continue, and only a .part whose sha256 the
 // host itself confirms is renamed into place.
+//
+// The host hashes the .part while it is being written: a second channel runs a small script
+// that reads the file back up to the point every write below has been acknowledged, so the
+// check costs no extra pass over a multi-gigabyte file at the end (`npm run bench`: hashing
+// afterwards made a 512 MiB upload ~1.7x slower than scp, which verifies nothing).
 
 import { open as openLocal } from 'node:fs/promises';
 import type { SFTPWrapper } from 'ssh2';
@@ -29,12 +34,35 @@ export interface UploadTransport {
   sftp(): Promise<SFTPWrapper>;
   /** Run a command as the login user; resolves with exit code and output. */
   run(command: string): Promise<{ exitCode: number | null; stdout: string; stderr: string }>;
+  /**
+   * Start a command as the login user whose stdin is written while it runs. Optional: without
+   * it (or when it fails) the host hashes the file once the transfer is over.
+   */
+  start?(command: string): Promise<RunningCommand>;
+  /**
+   * Run `fn`, sending what it writes to the connection as one batch (one system call rather
+   * than one per SSH packet: an SFTP write of 255 KiB is 8 packets). Optional.
+   */
+  batch?(fn: () => void): void;
+}
+
+/** A command started with UploadTransport.start. */
+export interface RunningCommand {
+  write(text: string): void;
+  /** Close stdin and wait for the exit. */
+  finish(): Promise<{ exitCode: number | null; stdout: string; stderr: string }>;
+  /** Stop it (the upload failed); never throws. */
+  abort(): void;
 }
 
 /** Bytes per SFTP write: OpenSSH's sftp-server takes up to 256 KiB messages. */
 const CHUNK = 255 * 1024;
-/** Writes in flight at once; about 2 MiB, enough to keep a long link busy. */
-const IN_FLIGHT = 8;
+/** Bytes in flight at once; about 2 MiB (8 writes to OpenSSH), enough to keep a long link busy. */
+const IN_FLIGHT_BYTES = 8 * CHUNK;
+/** The host's hasher is told how far the file is complete every this many bytes. */
+const HASH_STEP = 4 * 1024 * 1024;
+/** Below this, hashing afterwards is cheaper than a second channel. */
+const STREAM_HASH_MIN = 16 * 1024 * 1024;
 
 // Constant scripts, with paths passed as positional parameters ($1...) rather than pasted
 // into the script: nothing about a path can change what runs.
@@ -47,6 +75,33 @@ const STATE_SCRIPT = [
   'if [ -f "$p" ]; then echo "part $(wc -c < "$p" | tr -d " ")"; fi',
   'exit 0',
 ].join('\n');
+
+// Reads the .part back as it is written and prints its sha256. Every stdin line is an offset
+// below which all bytes are written; end of stdin means the file is complete. It reads whole
+// 1 MiB blocks from one descriptor (the offset carries over between dd runs), then the rest
+// with cat. OpenSSL hashes several times faster than coreutils where it is installed.
+const HASH_SCRIPT = [
+  'p=$1 pos=0',
+  'empty=e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855',
+  'if [ "$(openssl dgst -sha256 -r </dev/null 2>/dev/null | cut -c 1-64)" = "$empty" ]; then',
+  '  digest() { openssl dgst -sha256 -r; }',
+  'else',
+  '  digest() { sha256sum; }',
+  'fi',
+  'exec 3<"$p" || exit 3',
+  '{',
+  '  while read -r upto; do',
+  '    n=$(((upto - pos) / 1048576))',
+  '    [ "$n" -gt 0 ] || continue',
+  '    dd bs=1048576 count="$n" <&3 2>/dev/null || exit 4',
+  '    pos=$((pos + n * 1048576))',
+  '  done',
+  '  cat <&3',
+  '} | digest | cut -d " " -f 1',
+].join('\n');
+
+/** The .part's hash is known to be right: give it its mode and move it into place. */
+const MOVE_SCRIPT = ['p=$1 f=$2 mode=$3', 'chmod "$mode" "$p" && mv -f "$p" "$f" && echo ok'].join('\n');
 
 const FINISH_SCRIPT = [
   'p=$1 f=$2 want=$3 mode=$4',
@@ -78,8 +133,15 @@ export async function uploadFile(
     const sftp = await t.sftp();
     // A .part longer than the file cannot be ours: start over.
     const resumedFrom = state.partSize !== undefined && state.partSize <= opts.sizeBytes ? state.partSize : 0;
-    let bytesSent = await writePart(sftp, part, reader, resumedFrom, opts);
-    let verdict = await finish(t, part, remotePath, want, opts.mode);
+    let streamed: string | null = null;
+    let bytesSent = await writePart(sftp, part, reader, resumedFrom, opts, t, (hash) => {
+      streamed = hash;
+    });
+    let verdict =
+      streamed === want
+        ? await move(t, part, remotePath, opts.mode)
+        : // A hash streamed by the host that differs is a verdict too; without one, hash now.
+          (streamed ?? (await finish(t, part, remotePath, want, opts.mode)));
     if (verdict !== 'ok') {
       // The .part may hold an older version's bytes, or a resumed tail went wrong: once more from 0.
       bytesSent += await writePart(sftp, part, reader, 0, opts);
@@ -123,6 +185,66 @@ async function remoteState(
   return out;
 }
 
+async function move(t: UploadTransport, part: string, remotePath: string, mode: number): Promise<'ok'> {
+  const modeText = (mode & 0o7777).toString(8);
+  const r = await t.run(shellJoin(['sh', '-c', MOVE_SCRIPT, 'sh', part, remotePath, modeText]));
+  if (r.exitCode === 0 && r.stdout.trim() === 'ok') return 'ok';
+  throw new RemoteCommandError(
+    `cannot move ${part} into place on ${t.target} (exit ${r.exitCode}): ${r.stderr.trim()}`,
+    r.exitCode,
+    r.stderr,
+  );
+}
+
+/**
+ * Starts the host's hasher for `part`, already told that bytes [0, from) are there. Null when
+ * the host cannot run it; the upload then hashes afterwards.
+ */
+async function startHasher(t: UploadTransport, part: string, from: number): Promise<Hasher | null> {
+  if (!t.start) return null;
+  let cmd: RunningCommand;
+  try {
+    cmd = await t.start(shellJoin(['sh', '-c', HASH_SCRIPT, 'sh', part]));
+  } catch {
+    return null;
+  }
+  // Completed writes, start → end, until they join the complete prefix.
+  const done = new Map<number, number>();
+  let complete = from;
+  let told = 0;
+  const tell = (upTo: number) => {
+    cmd.write(`${upTo}\n`);
+    told = upTo;
+  };
+  if (from > 0) tell(from);
+  return {
+    written(position, length) {
+      done.set(position, position + length);
+      let end = done.get(complete);
+      while (end !== undefined) {
+        done.delete(complete);
+        complete = end;
+        end = done.get(complete);
+      }
+      if (complete - told >= HASH_STEP) tell(complete);
+    },
+    async result() {
+      const r = await cmd.finish();
+      const hash = r.stdout.trim().toLowerCase();
+      return r.exitCode === 0 && /^[0-9a-f]{64}$/.test(hash) ? hash : null;
+    },
+    abort: () => cmd.abort(),
+  };
+}
+
+interface Hasher {
+  /** bytes [position, position + length) are written */
+  written(position: number, length: number): void;
+  /** every byte is written: the hash the host read back, or null if it could not */
+  result(): Promise<string | null>;
+  abort(): void;
+}
+
 async function finish(t: UploadTransport, part: string, remotePath: string, want: string, mode: number) {
   const modeText = (mode & 0o7777).toString(8);
   const r = await t.run(shellJoin(['sh', '-c', FINISH_SCRIPT, 'sh', part, remotePath, want, modeText]));
@@ -137,9 +259,16 @@ async function finish(t: UploadTransport, part: string, remotePath: string, want
 }
 
 interface SourceReader {
-  read(position: number, length: number): Promise<Buffer>;
+  /**
+   * Bytes [position, position + length). With `transient`, the result may be a view of a buffer
+   * the next read overwrites: the caller copies it before reading again.
+   */
+  read(position: number, length: number, transient?: boolean): Promise<Buffer>;
   close(): Promise<void>;
 }
+
+/** A file is read in blocks of this size when its pieces are copied right away. */
+const READ_BLOCK = 2 * 1024 * 1024;
 
 /** Read the source in pieces: a multi-GB image is streamed from disk, never held in memory. */
 async function openSource(source: UploadSource, sizeBytes: number): Promise<SourceReader> {
@@ -155,24 +284,46 @@ async function openSource(source: UploadSource, sizeBytes: number): Promise<Sour
     await fh.close();
     throw new TypeError(`upload: ${source.path} is ${size} bytes but sizeBytes says ${sizeBytes}`);
   }
+  const changed = () => new Error(`${source.path} changed while it was being uploaded`);
+  // One reusable block for transient reads: [blockStart, blockStart + blockLength) of the file.
+  let block: Buffer | undefined;
+  let blockStart = 0;
+  let blockLength = 0;
   return {
-    read: async (pos, len) => {
-      const buf = Buffer.allocUnsafe(len);
-      const { bytesRead } = await fh.read(buf, 0, len, pos);
-      if (bytesRead !== len) throw new Error(`${source.path} changed while it was being uploaded`);
-      return buf;
+    read: async (pos, len, transient) => {
+      if (!transient || len > READ_BLOCK) {
+        const buf = Buffer.allocUnsafe(len);
+        const { bytesRead } = await fh.read(buf, 0, len, pos);
+        if (bytesRead !== len) throw changed();
+        return buf;
+      }
+      if (!block || pos < blockStart || pos + len > blockStart + blockLength) {
+        block ??= Buffer.allocUnsafe(READ_BLOCK);
+        const want = Math.min(READ_BLOCK, sizeBytes - pos);
+        const { bytesRead } = await fh.read(block, 0, want, pos);
+        if (bytesRead !== want) throw changed();
+        blockStart = pos;
+        blockLength = want;
+      }
+      return block.subarray(pos - blockStart, pos - blockStart + len);
     },
     close: () => fh.close(),
   };
 }
 
-/** Write bytes [from, size) of the source into the .part, several writes in flight. Returns bytes written. */
+/**
+ * Write bytes [from, size) of the source into the .part, several writes in flight. Returns bytes
+ * written. With `t` and `onHash`, the host hashes the .part as it fills, and onHash gets that
+ * hash (or null) before this returns.
+ */
 async function writePart(
   sftp: SFTPWrapper,
   part: string,
   reader: SourceReader,
   from: number,
   opts: UploadOptions,
+  t?: UploadTransport,
+  onHash?: (hash: string | null) => void,
 ): Promise<number> {
   const lifeline = watchChannel(sftp);
   // Every SFTP request races the channel's end; a refusal by the server becomes a
@@ -184,6 +335,7 @@ async function writePart(
     });
   const mode = opts.mode & 0o7777;
   let handle: Buffer | undefined;
+  let hasher: Hasher | null = null;
   try {
     // 'r+' keeps what is there (resume); 'w' creates or truncates. The mode is given at
     // creation and set again with fchmod before any byte is written, in case the .part
@@ -194,7 +346,17 @@ async function writePart(
     );
     const h = handle;
     await request<void>('chmod of', (cb) => sftp.fchmod(h, mode, cb));
+    // Opened after the SFTP open, so the hasher reads the file this upload writes.
+    hasher = t && onHash && opts.sizeBytes >= STREAM_HASH_MIN ? await startHasher(t, part, from) : null;
     const total = opts.sizeBytes;
+    // ssh2 splits a write longer than the server takes into parts sent one after the other,
+    // each from our buffer. A write that fits is copied into its SSH packet at once, so the
+    // file can be read in large blocks into one reused buffer: fewer reads, and a multi-GB
+    // upload allocates a few MiB of its own instead of its size.
+    const serverMax = (sftp as unknown as { _maxWriteLen?: unknown })._maxWriteLen;
+    const fits = typeof serverMax === 'number' && serverMax > 0;
+    const chunk = fits ? Math.min(CHUNK, serverMax) : CHUNK;
+    const maxInFlight = Math.max(1, Math.ceil(IN_FLIGHT_BYTES / chunk));
     let done = from;
     let next = from;
     let failure: unknown;
@@ -202,14 +364,17 @@ async function writePart(
     opts.onProgress?.(done, total);
     while (next < total && failure === undefined) {
       const position = next;
-      const length = Math.min(CHUNK, total - position);
+      const length = Math.min(chunk, total - position);
       next += length;
-      const data = await reader.read(position, length);
-      const write = request<void>('writing', (cb) =>
-        sftp.write(h, data, 0, length, position, (err) => cb(err)),
-      ).then(
+      const data = await reader.read(position, length, fits);
+      const write = request<void>('writing', (cb) => {
+        const send = () => sftp.write(h, data, 0, length, position, (err) => cb(err));
+        if (t?.batch) t.batch(send);
+        else send();
+      }).then(
         () => {
           done += length;
+          hasher?.written(position, length);
           opts.onProgress?.(done, total);
         },
         (err) => {
@@ -218,12 +383,20 @@ async function writePart(
       );
       inFlight.add(write);
       void write.finally(() => inFlight.delete(write));
-      if (inFlight.size >= IN_FLIGHT) await Promise.race(inFlight);
+      if (inFlight.size >= maxInFlight) await Promise.race(inFlight);
     }
     await Promise.all(inFlight);
     if (failure !== undefined) throw failure;
+    await request<void>('closing', (cb) => sftp.close(h, cb)).catch(() => {});
+    handle = undefined;
+    if (hasher) {
+      const running = hasher;
+      hasher = null;
+      onHash?.(await running.result());
+    } else onHash?.(null);
     return total - from;
   } finally {
+    hasher?.abort();
     const h = handle;
     if (h && !lifeline.isGone()) await request<void>('closing', (cb) => sftp.close(h, cb)).catch(() => {});
     lifeline.stop();

@@ -11,6 +11,7 @@ export const STAGE2_INIT_PATH = new URL('../init', import.meta.url);
 /** Applets linked into /bin at build time; the init also runs `busybox --install -s /bin`. */
 export const STAGE2_APPLETS: readonly string[] = [
   'sh',
+  'awk',
   'base64',
   'blockdev',
   'cat',
@@ -22,6 +23,7 @@ export const STAGE2_APPLETS: readonly string[] = [
   'gunzip',
   'hexdump',
   'insmod',
+  'losetup',
   'mdev',
   'mkdir',
   'mount',
@@ -40,6 +42,8 @@ export const STAGE2_APPLETS: readonly string[] = [
   'umount',
   'uname',
   'unxz',
+  'unzip',
+  'watchdog',
 ];
 
 /** The name of the module load list inside /lib/modules/RELEASE. */

@@ -18,13 +18,21 @@ export const STAGE2_CONFIG_KEYS = [
   'image_sha256',
   'image_size',
   'image_raw_size',
+  'image_raw_sha256',
   'config_file',
   'config_sha256',
+  'network_files',
+  'network_sha256',
   'ram_margin',
   'boot_label',
   'log_name',
+  'log_device',
+  'watchdog',
   'cleanup',
 ] as const;
+
+/** Compressions stage2 decompresses with busybox while writing (gunzip, unxz, unzip -p). */
+export const STAGE2_COMPRESSIONS = ['none', 'gzip', 'xz', 'zip'] as const;
 
 export type Stage2ConfigKey = (typeof STAGE2_CONFIG_KEYS)[number];
 
@@ -111,13 +119,13 @@ export function checkStage2Config(cfg: Record<string, string | number | boolean>
   oneOf('version', ['1']);
   oneOf('mode', ['flash', 'pretend']);
   oneOf('fail_mode', ['reboot', 'rescue-shell']);
-  oneOf('image_compression', ['none', 'gzip']);
+  oneOf('image_compression', [...STAGE2_COMPRESSIONS]);
   for (const k of ['install_disk_size', 'image_size', 'image_raw_size', 'ram_margin'] as const) {
     const v = str(k);
     if (v !== undefined && !/^[0-9]+$/.test(v))
       problems.push(`${k} must be a whole number of bytes, not "${v}"`);
   }
-  for (const k of ['image_sha256', 'config_sha256'] as const) {
+  for (const k of ['image_sha256', 'image_raw_sha256', 'config_sha256'] as const) {
     const v = str(k);
     if (v !== undefined && !HEX64.test(v)) problems.push(`${k} must be 64 lowercase hex digits`);
   }
@@ -126,6 +134,29 @@ export function checkStage2Config(cfg: Record<string, string | number | boolean>
     if (v !== undefined && !DEV_SPEC.test(v))
       problems.push(`${k} must be UUID=, PARTUUID= or LABEL=, not "${v}"`);
   }
+  const logDevice = str('log_device');
+  if (logDevice !== undefined && logDevice !== '' && !DEV_SPEC.test(logDevice)) {
+    problems.push(`log_device must be empty, UUID=, PARTUUID= or LABEL=, not "${logDevice}"`);
+  }
+  const watchdog = str('watchdog');
+  if (watchdog !== undefined && watchdog !== '' && !/^\/dev\/watchdog[0-9]{0,2}$/.test(watchdog)) {
+    problems.push(`watchdog must be empty or /dev/watchdogN, not "${watchdog}"`);
+  }
+  const networkFiles = str('network_files');
+  const networkHashes = str('network_sha256');
+  const files = networkFiles ? networkFiles.split(' ') : [];
+  const hashes = networkHashes ? networkHashes.split(' ') : [];
+  for (const f of files) {
+    if (!REL_PATH.test(f)) problems.push(`network file "${f}" must be a relative path without "." or ".." parts`);
+  }
+  for (const h of hashes) {
+    if (!HEX64.test(h)) problems.push('network_sha256 must list 64-digit lowercase hex hashes');
+  }
+  if (networkFiles !== undefined && networkHashes !== undefined && files.length !== hashes.length) {
+    problems.push(`network_files names ${files.length} files but network_sha256 has ${hashes.length} hashes`);
+  }
+  const names = files.map((f) => f.split('/').at(-1));
+  if (new Set(names).size !== names.length) problems.push('network_files has two files with the same name');
   for (const k of ['work_path', 'image_file', 'config_file', 'log_name'] as const) {
     const v = str(k);
     if (v !== undefined && v !== '.' && !REL_PATH.test(v)) {

@@ -24,6 +24,13 @@ describe('loadMigrationConfig', () => {
         failMode: 'rescue-shell',
         busybox: `${dir}/files/busybox`,
         ramMarginMiB: 128,
+        pretend: true,
+        logDevice: 'LABEL=BM-LOGS',
+      },
+      network: {
+        wifi: ['home-wifi'],
+        extraFiles: [`${dir}/files/shop-floor.nmconnection`],
+        requireNetwork: false,
       },
       ssh: {
         knownHostsFile: `${dir}/files/known_hosts`,
@@ -59,7 +66,8 @@ describe('defaultMigrationConfig', () => {
       image: undefined,
       configJson: undefined,
       workDir: '/var/tmp/balena-migrate',
-      stage2: { kernel: 'host', failMode: 'reboot', busybox: '/bin/busybox', ramMarginMiB: 64 },
+      stage2: { kernel: 'host', failMode: 'reboot', busybox: '/bin/busybox', ramMarginMiB: 64, pretend: false },
+      network: { wifi: 'all', requireNetwork: true, extraFiles: [] },
       ssh: {
         knownHostsFile: join(homedir(), '.ssh/known_hosts'),
         acceptNewHostKeys: false,
@@ -108,9 +116,9 @@ describe('applyConfigOverrides', () => {
     const error = configErrorFrom(() => applyConfigOverrides(base(), { run: { concurrency: Number.NaN } }));
     expect(error.where).toEqual({ file: 'command line' });
     expect(error.message).toBe('run.concurrency (from the command line) must be a whole number (got NaN)');
-    const mode = configErrorFrom(() => applyConfigOverrides(base(), { mode: 'agent' as 'pretend' }));
+    const mode = configErrorFrom(() => applyConfigOverrides(base(), { mode: 'cloud' as 'pretend' }));
     expect(mode.message).toBe(
-      'mode (from the command line) must be one of: standalone, pretend (got "agent")',
+      'mode (from the command line) must be one of: standalone, pretend, agent (got "cloud")',
     );
   });
 
@@ -129,9 +137,15 @@ describe('a bad migration config', () => {
     ['duplicate-key.yml', 3, 1, "'image' appears twice at the top level (first at line 1, column 1)"],
     ['unknown-key.yml', 2, 1, "unknown key 'config_json' at the top level"],
     ['unknown-nested-key.yml', 2, 3, "unknown key 'knownHosts' in ssh"],
-    ['mode-agent.yml', 1, 7, 'mode must be one of: standalone, pretend (got "agent")'],
+    ['mode-unknown.yml', 1, 7, 'mode must be one of: standalone, pretend, agent (got "cloud")'],
     ['image-missing.yml', 2, 8, `balenaOS image not found: ${dir}/files/balena-6.0.img`],
-    ['image-xz.yml', 1, 8, `the balenaOS image must be a .img or .img.gz file: ${dir}/files/balena.img.xz`],
+    [
+      'network-keyfile-broken.yml',
+      2,
+      16,
+      `${dir}/files/broken.nmconnection is not a usable NetworkManager keyfile: [wifi] has no ssid; [wifi-security] has no psk`,
+    ],
+    ['log-device-path.yml', 2, 14, 'stage2.logDevice must be LABEL=..., UUID=... or PARTUUID=... (got "/dev/sdb1")'],
     [
       'config-json-broken.yml',
       4,
@@ -206,13 +220,14 @@ describe('a bad migration config', () => {
   });
 
   it('lists the valid modes for an unknown one, leaving room for modes to come', () => {
-    expect(configErrorFrom(() => loadMigrationConfig(bad('mode-agent.yml'))).hint).toBe(
-      'use one of: standalone, pretend',
+    expect(configErrorFrom(() => loadMigrationConfig(bad('mode-unknown.yml'))).hint).toBe(
+      'use one of: standalone, pretend, agent',
     );
   });
 
-  it('tells the operator to unpack an .xz image', () => {
-    expect(configErrorFrom(() => loadMigrationConfig(bad('image-xz.yml'))).hint).toMatch(/^unpack it first/);
+  it('takes an image whatever its name (.xz, .zip, no suffix): its content decides, when it is measured', () => {
+    const config = loadMigrationConfig(join(dir, 'image-any-name.yml'));
+    expect(config.image).toBe(`${dir}/files/balena.img.xz`);
   });
 
   it('never prints the content of a broken config.json, which holds an API key', () => {

@@ -66,12 +66,6 @@ const cases: Array<[string, number, number, string, string?]> = [
   ['jump-cycle.yml', 5, 37, 'jump hosts form a cycle: nuc-1 → gw-a → gw-b → gw-a'],
   ['image-missing.yml', 6, 20, `balenaOS image not found: ${fixturePath('inventory/images/balena-v6.img')}`],
   [
-    'image-xz.yml',
-    2,
-    40,
-    `the balenaOS image must be a .img or .img.gz file: ${fixturePath('inventory/images/balena.img.xz')}`,
-  ],
-  [
     'config-json-broken.yml',
     4,
     1,

@@ -187,11 +187,16 @@ describe('planGrubBoot plan contents', () => {
       image_sha256: 'a1'.repeat(32),
       image_size: String(250 * MiB),
       image_raw_size: String(1536 * MiB),
+      image_raw_sha256: 'b2'.repeat(32),
       config_file: 'config.json',
       config_sha256: 'c3'.repeat(32),
+      network_files: '',
+      network_sha256: '',
       ram_margin: String(256 * MiB),
       boot_label: 'resin-boot',
       log_name: 'stage2.log',
+      log_device: '',
+      watchdog: '',
       cleanup: 'balena-migrate balena-stage2.yml',
     });
     const env = Buffer.from(cfg.grubenv_b64!, 'base64');
@@ -398,14 +403,6 @@ describe('planGrubBoot refusals', () => {
         i.facts.rootDevice = 'vda';
       },
       /^the root filesystem is on the whole disk vda \(no partition table\), not a plain partition/,
-    ],
-    [
-      'the image is xz-compressed',
-      'debian-bookworm-bios-virtio',
-      (i) => {
-        i.image.compression = 'xz';
-      },
-      /^the image is xz-compressed; stage2 reads raw or gzip images/,
     ],
     [
       'setsid is missing',

@@ -30,11 +30,16 @@ const sample = {
   image_sha256: 'a'.repeat(64),
   image_size: 123_456_789,
   image_raw_size: 1_987_654_321,
+  image_raw_sha256: 'c'.repeat(64),
   config_file: 'config.json',
   config_sha256: 'b'.repeat(64),
+  network_files: 'network/10-home-wifi.nmconnection network/20-eth0.nmconnection',
+  network_sha256: `${'d'.repeat(64)} ${'e'.repeat(64)}`,
   ram_margin: 134_217_728,
   boot_label: 'resin-boot',
   log_name: 'stage2.log',
+  log_device: 'LABEL=BM-LOGS',
+  watchdog: '/dev/watchdog0',
   cleanup: 'boot/balena-migrate balena-stage2.yml',
 } satisfies Record<string, string | number | boolean>;
 
@@ -164,6 +169,43 @@ describe('the stage2 config contract', () => {
     expect(parsed.log).toMatch(/the value of image_file has characters outside the safe set/);
     // the unsafe line was dropped, never evaluated
     expect(parsed.values.image_file).toBe('balena.img.gz');
+  });
+
+  it('checks the image, network, log device and watchdog keys alike in TypeScript and in the init', () => {
+    const bad = {
+      ...sample,
+      image_compression: 'bzip2',
+      image_raw_sha256: 'short',
+      network_files: 'network/a.nmconnection ../b.nmconnection',
+      network_sha256: 'd'.repeat(64),
+      log_device: '/dev/sdb1',
+      watchdog: '/dev/null',
+    };
+    expect(checkStage2Config(bad)).toEqual(
+      expect.arrayContaining([
+        'image_compression must be one of none, gzip, xz, zip, not "bzip2"',
+        'image_raw_sha256 must be 64 lowercase hex digits',
+        'network file "../b.nmconnection" must be a relative path without "." or ".." parts',
+        'network_files names 2 files but network_sha256 has 1 hashes',
+        'log_device must be empty, UUID=, PARTUUID= or LABEL=, not "/dev/sdb1"',
+        'watchdog must be empty or /dev/watchdogN, not "/dev/null"',
+      ]),
+    );
+    const parsed = parsedByInit(renderStage2Config(bad));
+    expect(parsed.ok).toBe(false);
+    for (const says of [
+      'image_compression must be none, gzip, xz or zip',
+      'image_raw_sha256 must be 64 lowercase hex digits',
+      "network file '../b.nmconnection' must be a relative path",
+      'network_files names 2 files but network_sha256 has 1 hashes',
+      'log_device must be empty, UUID=, PARTUUID= or LABEL=',
+      'watchdog must be empty or /dev/watchdogN',
+    ])
+      expect(parsed.log).toContain(says);
+    // no network files, no log device, no watchdog: all empty is fine
+    const plain = { ...sample, network_files: '', network_sha256: '', log_device: '', watchdog: '' };
+    expect(checkStage2Config(plain)).toEqual([]);
+    expect(parsedByInit(renderStage2Config(plain)).ok).toBe(true);
   });
 
   it('is read by the init with CRLF line ends, comments and unknown keys', () => {

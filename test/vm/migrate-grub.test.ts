@@ -2,8 +2,7 @@
 // balenaOS-shaped image through a real reboot into stage2 and another into the image; and a
 // stage2 that finds the image's hash wrong goes back to Debian by itself, leaving the disk
 // as it was outside the working directory.
-import { spawn } from 'node:child_process';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -14,7 +13,7 @@ import { RunResources } from '../../orchestrator/phases/resources.ts';
 import { runHost } from '../../orchestrator/phases/run-host.ts';
 import type { HostReport } from '../../orchestrator/report/host-report.ts';
 import { sshRun } from './harness/index.ts';
-import { SECRET_API_KEY, type Scenario, startScenario } from './scenario.ts';
+import { type Scenario, SECRET_API_KEY, startScenario } from './scenario.ts';
 
 const repo = join(import.meta.dirname, '..', '..');
 const scenarios: Scenario[] = [];
@@ -73,7 +72,9 @@ describe('migrating a Debian VM with GRUB', () => {
     const seconds = (Date.now() - t0) / 1000;
     const runDir = await onlyRunDir(join(s.dir, 'runs'));
     const [hostDir] = await readdir(join(runDir, 'hosts'));
-    const report = JSON.parse(readFileSync(join(runDir, 'hosts', hostDir!, 'report.json'), 'utf8')) as HostReport;
+    const report = JSON.parse(
+      readFileSync(join(runDir, 'hosts', hostDir!, 'report.json'), 'utf8'),
+    ) as HostReport;
     console.log(`scenario 1: run → migrated in ${seconds.toFixed(1)} s`);
     expect(report.outcome, `${result.stderr}\n${s.vm.serialTail(60)}`).toBe('migrated');
     expect(result.code).toBe(0);
@@ -95,7 +96,7 @@ describe('migrating a Debian VM with GRUB', () => {
     // Secrets stay out of everything the run wrote and printed.
     const everything = execFileSync('sh', ['-c', `cat ${runDir}/*.* ${runDir}/hosts/*/*`]).toString();
     expect(everything + result.stdout + result.stderr + log).not.toContain(SECRET_API_KEY);
-  });
+  }, 900_000);
 
   it('a stage2 that finds the image hash wrong goes back to Debian by itself and the run says reverted', async () => {
     const s = await startScenario('e2e-revert');
@@ -157,5 +158,5 @@ describe('migrating a Debian VM with GRUB', () => {
     expect(await sshRun(root, 'cat /etc/os-release')).toMatch(/^ID=debian$/m);
     expect(await sshRun(root, 'grub-editenv list')).not.toMatch(/next_entry=\S/);
     expect(await diskFingerprint(s)).toBe(before);
-  });
+  }, 900_000);
 });

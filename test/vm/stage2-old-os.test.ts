@@ -15,6 +15,7 @@ import {
   HOST_ROOT_OFFSET,
   type QemuRun,
   readExt4File,
+  readFatFile,
   type Scenario,
   tail,
   treeOf,
@@ -38,7 +39,7 @@ beforeAll(async () => {
   kernel = await ensureTestKernel();
   scratch = await mkdtemp(join(tmpdir(), 'stage2-old-os-'));
   initrd = join(scratch, 'initramfs.gz');
-  await writeFile(initrd, (await buildTestInitramfs(kernel)).initramfs);
+  await writeFile(initrd, (await buildTestInitramfs(kernel, undefined, ['loop'])).initramfs);
 });
 afterAll(async () => {
   if (scratch) await rm(scratch, { recursive: true, force: true });
@@ -52,7 +53,7 @@ async function boot(
     kernel: kernel.vmlinuz,
     initrd: opts.initrd ?? initrd,
     append: s.append,
-    disks: [s.hostDisk],
+    disks: [s.hostDisk, ...(s.workDisk ? [s.workDisk] : []), ...(s.logDisk ? [s.logDisk] : [])],
     memMiB: opts.memMiB,
     typing: opts.typing,
     serialLog: join(s.dir, 'serial.log'),
@@ -77,7 +78,7 @@ async function expectOldOsKept(
   s: Scenario,
   run: QemuRun,
   before: Buffer,
-  expected: { deleted: string[]; grubenv: Buffer },
+  expected: { deleted: string[]; grubenv: Buffer; created?: string[] },
 ): Promise<string> {
   expect(run.timedOut).toBe(false);
   expect(run.exitCode).toBe(0);
@@ -108,6 +109,10 @@ async function expectOldOsKept(
   delete got[logKey];
   delete got['boot/grub/grubenv'];
   delete want['boot/grub/grubenv'];
+  for (const made of expected.created ?? []) {
+    expect(got[made]).toBe('dir');
+    delete got[made];
+  }
   expect(got).toEqual(want);
   return log ?? '';
 }
@@ -167,26 +172,35 @@ describe('stage2 going back to the old OS', () => {
   );
 
   it(
-    'in pretend mode checks everything, writes nothing but its log, and says what it would have done',
+    'in pretend mode checks everything, says what it would have done and leaves the install disk byte-identical',
     async () => {
       const dir = await mkdtemp(join(scratch, 'pretend-'));
-      // grubenv already as it was before stage 1 (GRUB consumed next_entry): restoring changes nothing
+      // grubenv already as it was before stage 1 (as after a GRUB that kept no one-shot), no
+      // cleanup, the working directory (and so the log) on a second disk: nothing needs writing
       const s = await buildScenario(dir, {
-        compression: 'gzip',
+        compression: 'xz',
         mode: 'pretend',
+        workOnSecondDisk: true,
         grubenvNow: grubenvBlock({ saved_entry: '0' }),
       });
       const before = await readFile(s.hostDisk);
       const run = await boot(s);
       await explained(run, async () => {
-        const log = await expectOldOsKept(s, run, before, { deleted: [], grubenv: s.grubenvOriginal });
-        expect(log).toMatch(/image and config verified in RAM/);
+        expect(run.timedOut).toBe(false);
+        expect(run.exitCode).toBe(0);
+        expect(run.serial).toContain('reboot: Restarting system');
+        expect((await readFile(s.hostDisk)).equals(before)).toBe(true);
+        const log = (
+          await readExt4File(s.workDisk!, HOST_ROOT_OFFSET, `/${WORK_PATH}/stage2.log`)
+        )?.toString();
+        expect(log).toMatch(/grubenv: boot\/grub\/grubenv is already as it was before the migration/);
+        expect(log).toMatch(/the image decompresses to the planned disk image: .* sha256 verified/);
+        expect(log).toMatch(/the image's partition 1 \(from sector 2048\) is resin-boot/);
+        expect(log).toMatch(/nothing on \/dev\/vda is mounted any more/);
         expect(log).toMatch(
-          /pretend: would write balena.img.gz \(34.0 MiB\) to \/dev\/vda and copy config.json to resin-boot/,
+          /pretend: every check passed; would write balena.img.xz \(34.0 MiB\) to \/dev\/vda and copy config.json to resin-boot/,
         );
-        expect(log).not.toMatch(/FAILED/);
-        // the image itself is where it was, untouched
-        expect((await bytesOf(s.hostDisk, 0, 512)).equals(before.subarray(0, 512))).toBe(true);
+        expect(log).not.toMatch(/FAILED|POINT OF NO RETURN/);
       });
       await rm(dir, { recursive: true, force: true });
     },
@@ -215,7 +229,7 @@ describe('stage2 going back to the old OS', () => {
           deleted: ['boot/balena-migrate'],
           grubenv: s.grubenvOriginal,
         });
-        expect(log).toMatch(/image and config verified in RAM/);
+        expect(log).toMatch(/image, config and 0 network files verified in RAM/);
         expect(log).toMatch(/stage2 stopped unexpectedly \(status [1-9][0-9]*\)/);
         expect(log).toMatch(/FAILED: unexpected stop of stage2/);
       });
@@ -256,23 +270,117 @@ describe('stage2 going back to the old OS', () => {
   );
 
   it(
-    'after the point of no return, says there is no old OS to go back to and reboots',
+    'refuses before writing an image that has no partition with the boot label',
+    async () => {
+      const dir = await mkdtemp(join(scratch, 'nolabel-'));
+      // the image has no partition labelled flash-boot: found out from the image in RAM
+      const s = await buildScenario(dir, { compression: 'gzip', bootLabel: 'flash-boot' });
+      const before = await readFile(s.hostDisk);
+      const run = await boot(s);
+      await explained(run, async () => {
+        const log = await expectOldOsKept(s, run, before, { deleted: [], grubenv: s.grubenvOriginal });
+        expect(log).toMatch(
+          /FAILED: the image has no partition labelled flash-boot: stage2 could not put config.json on it after writing/,
+        );
+      });
+      await rm(dir, { recursive: true, force: true });
+    },
+    VM_TEST_MS,
+  );
+
+  it(
+    'refuses before writing a .zip that its busybox cannot decompress (zip64)',
+    async () => {
+      const dir = await mkdtemp(join(scratch, 'zip64-'));
+      const s = await buildScenario(dir, { compression: 'zip64', cleanup: 'boot/balena-migrate' });
+      const before = await readFile(s.hostDisk);
+      const run = await boot(s);
+      await explained(run, async () => {
+        const log = await expectOldOsKept(s, run, before, {
+          deleted: ['boot/balena-migrate'],
+          grubenv: s.grubenvOriginal,
+        });
+        expect(log).toMatch(/FAILED: the image does not decompress with busybox \(zip, status [1-9]/);
+      });
+      await rm(dir, { recursive: true, force: true });
+    },
+    VM_TEST_MS,
+  );
+
+  it(
+    'goes back when the image does not decompress to the planned raw sha256',
+    async () => {
+      const dir = await mkdtemp(join(scratch, 'rawsha-'));
+      const s = await buildScenario(dir, { compression: 'gzip', imageRawSha256: 'e'.repeat(64) });
+      const before = await readFile(s.hostDisk);
+      const run = await boot(s);
+      await explained(run, async () => {
+        const log = await expectOldOsKept(s, run, before, { deleted: [], grubenv: s.grubenvOriginal });
+        expect(log).toMatch(/FAILED: the decompressed image's sha256 is [0-9a-f]{64}, the plan says e{64}/);
+      });
+      await rm(dir, { recursive: true, force: true });
+    },
+    VM_TEST_MS,
+  );
+
+  it(
+    'goes back when the working directory is missing, and leaves its log in a working directory it creates',
+    async () => {
+      const dir = await mkdtemp(join(scratch, 'nowork-'));
+      const s = await buildScenario(dir, {
+        compression: 'gzip',
+        workDirMissing: true,
+        cleanup: 'boot/balena-migrate',
+      });
+      const before = await readFile(s.hostDisk);
+      const run = await boot(s);
+      await explained(run, async () => {
+        const log = await expectOldOsKept(s, run, before, {
+          deleted: ['boot/balena-migrate'],
+          grubenv: s.grubenvOriginal,
+          created: ['var/', 'var/tmp/', `${WORK_PATH}/`],
+        });
+        expect(log).toMatch(
+          /FAILED: the working directory var\/tmp\/balena-migrate on UUID=\S+ is not available/,
+        );
+        expect(log).toMatch(
+          /the working directory var\/tmp\/balena-migrate is missing: creating it for the log/,
+        );
+      });
+      await rm(dir, { recursive: true, force: true });
+    },
+    VM_TEST_MS,
+  );
+
+  it(
+    'after the point of no return (every write read back wrong), saves its log on resin-boot and the log device and reboots',
     async () => {
       const dir = await mkdtemp(join(scratch, 'ponr-'));
-      // the image has no partition with the planned boot label, found out only after writing it
-      const s = await buildScenario(dir, { compression: 'gzip', bootLabel: 'flash-boot' });
+      // test-only switch: a byte of the disk is flipped after every write, so no attempt verifies
+      const s = await buildScenario(dir, {
+        compression: 'gzip',
+        inject: 'corrupt-write-always',
+        logDisk: true,
+      });
       const run = await boot(s);
       await explained(run, async () => {
         expect(run.timedOut).toBe(false);
         expect(run.exitCode).toBe(0);
         expect(run.serial).not.toMatch(/Kernel panic/);
         expect(run.serial).toMatch(/POINT OF NO RETURN/);
+        expect(run.serial).toMatch(/writing the image again from the copy in RAM \(attempt 3 of 3\)/);
         expect(run.serial).toMatch(
-          /FAILED after the point of no return: no partition labelled flash-boot on \/dev\/vda/,
+          /FAILED after the point of no return: the image did not write correctly to \/dev\/vda in 3 attempts/,
         );
         expect(run.serial).toMatch(/there is no old OS to go back to/);
         expect(run.serial).not.toMatch(/going back to the old OS/);
-        expect((await bytesOf(s.hostDisk, 0, s.image.length)).equals(s.image)).toBe(true);
+        // the log is on the written resin-boot and on the log device
+        const onBoot = (
+          await readFatFile(s.hostDisk, s.imageBootOffset, 'balena-migrate-stage2.log')
+        ).toString();
+        expect(onBoot).toMatch(/FAILED after the point of no return/);
+        const onLogDisk = (await readFatFile(s.logDisk!, MiB, 'balena-migrate-stage2.log')).toString();
+        expect(onLogDisk).toMatch(/FAILED after the point of no return/);
       });
       await rm(dir, { recursive: true, force: true });
     },

@@ -2,6 +2,8 @@
 // exits 2 before any connection), then run every selected host through its pipeline.
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { downloadOnly } from '../../agent/download-only.ts';
+import { provisionAgentHosts, resolveAgentRun } from '../../agent/prepare.ts';
 import { loadInventory } from '../../config/inventory.ts';
 import {
   applyConfigOverrides,
@@ -18,6 +20,7 @@ import { RunResources } from '../../phases/resources.ts';
 import { runHost } from '../../phases/run-host.ts';
 import type { HostTarget } from '../../phases/settings.ts';
 import { buildFleetReport } from '../../report/fleet-report.ts';
+import { renderPlanText } from '../../report/plan-text.ts';
 import { writeFleetReports, writeHostReport, writeRunMeta } from '../../report/run-dir.ts';
 import { renderSummaryTable } from '../../report/summary-table.ts';
 import { type CommonFlags, overridesFromFlags } from '../options.ts';
@@ -47,6 +50,7 @@ export function loadTargets(flags: CommonFlags, config: MigrationConfig): HostTa
         workDir: h.workDir ?? null,
         image: h.image ?? null,
         configJson: h.configJson ?? null,
+        vars: h.vars,
       });
     }
   } else if (flags.limit) {
@@ -65,6 +69,16 @@ export function loadTargets(flags: CommonFlags, config: MigrationConfig): HostTa
 
 export async function fleetCommand(command: 'check' | 'run', flags: CommonFlags): Promise<number> {
   const config = loadConfigWithFlags(flags);
+  const agentLog = (message: string) =>
+    process.stderr.write(
+      flags.json
+        ? `${JSON.stringify({ at: new Date().toISOString(), type: 'agent', message })}\n`
+        : `${message}\n`,
+    );
+  if (flags.downloadOnly) {
+    const hosts = flags.inventory || flags.host?.length ? loadTargets(flags, config) : [];
+    return downloadOnly(config, hosts, { log: agentLog, print: (line) => process.stdout.write(`${line}\n`) });
+  }
   const targets = loadTargets(flags, config);
   const settings = runSettingsFrom(config, command);
   const waves = flags.waves ? parseWaves(flags.waves) : null;
@@ -72,31 +86,46 @@ export async function fleetCommand(command: 'check' | 'run', flags: CommonFlags)
 
   // Everything local is measured before the first connection: a bad image exits 2 here.
   const resources = new RunResources();
+  // Agent mode: the backend, the fleet and every image are resolved and verified first.
+  const agentRun =
+    config.mode === 'agent' ? await resolveAgentRun({ config, targets, resources, log: agentLog }) : null;
   const images = new Set([settings.image, ...targets.flatMap((t) => (t.image ? [t.image] : []))]);
   const configs = new Set([
     settings.configJson,
     ...targets.flatMap((t) => (t.configJson ? [t.configJson] : [])),
   ]);
-  await Promise.all([...images].map((p) => resources.image(p)));
-  await Promise.all([...configs].map((p) => resources.configJson(p)));
+  if (!agentRun) {
+    await Promise.all([...images].map((p) => resources.image(p)));
+    await Promise.all([...configs].map((p) => resources.configJson(p)));
+  }
 
   const runDir = flags.resume ? resolve(flags.resume) : createRunDir(config.run.runsDir, command);
   const startedAt = new Date();
   const meta = {
     runId: runDir.split('/').pop()!,
     command,
-    mode: settings.mode,
+    mode: config.mode,
     startedAt: startedAt.toISOString(),
     endedAt: null,
     exitCode: null,
   };
   writeRunMeta(runDir, meta);
+  // Agent mode: each host's device in the fleet and its own config.json, before any host runs.
+  const agentHosts = agentRun
+    ? await provisionAgentHosts(agentRun, targets, {
+        command,
+        runDir,
+        resume: Boolean(flags.resume),
+        log: agentLog,
+      })
+    : null;
 
   const display = createProgressDisplay({ json: flags.json ?? false });
   const prompts = {
     askPassphrase: (keyPath: string) => askHidden(`passphrase for ${keyPath}: `),
     sudoPassword: once(() => askHidden('sudo password for the hosts: ')),
   };
+  const written = new Map<string, string>();
   let outcome: Awaited<ReturnType<typeof runFleet<HostTarget>>>;
   try {
     outcome = await runFleet(
@@ -111,16 +140,29 @@ export async function fleetCommand(command: 'check' | 'run', flags: CommonFlags)
         resume: Boolean(flags.resume),
       },
       async (target, ctx) => {
-        const report = await runHost({ target, settings, resources, prompts, ctx });
+        const prepared = agentHosts?.get(target.name);
+        const report = await runHost({
+          target: prepared?.target ?? target,
+          settings,
+          resources,
+          prompts,
+          ctx,
+          ...(prepared ? { agent: prepared.agent } : {}),
+        });
         report.wave = waves ? ctx.wave : null;
         writeHostReport(runDir, report);
+        written.set(report.host, JSON.stringify(report));
         return report;
       },
     );
   } finally {
     display.stop();
   }
-  for (const report of outcome.reports) writeHostReport(runDir, report);
+  // Reports the runner made itself (not-started, a pipeline that threw) are not on disk yet;
+  // the others are, and each write costs an fsync.
+  for (const report of outcome.reports) {
+    if (written.get(report.host) !== JSON.stringify(report)) writeHostReport(runDir, report);
+  }
   const endedAt = new Date();
   writeRunMeta(runDir, { ...meta, endedAt: endedAt.toISOString(), exitCode: outcome.exitCode });
   const fleet = buildFleetReport(
@@ -128,6 +170,12 @@ export async function fleetCommand(command: 'check' | 'run', flags: CommonFlags)
     outcome.reports,
   );
   const paths = writeFleetReports(runDir, fleet);
+  if (command === 'check') {
+    // check's job is to show the plan (or the reasons) for every host.
+    for (const report of outcome.reports) {
+      if (report.outcome !== 'not-started') process.stdout.write(`${renderPlanText(report)}\n\n`);
+    }
+  }
   process.stdout.write(
     `${renderSummaryTable(fleet, { color: Boolean(process.stdout.isTTY), width: process.stdout.columns ?? 120 })}\n`,
   );

@@ -4,7 +4,7 @@
 // disk's Debian kernel with a tiny initramfs, and switches to a busybox userland on resin-rootA
 // whose /etc/os-release says balenaOS. That userland mounts resin-boot at /mnt/boot, authorizes
 // the os.sshKeys of /mnt/boot/config.json for root and serves SSH (dropbear) on port 22222.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { chmod, copyFile, mkdir, open, rm, symlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -183,13 +183,15 @@ async function buildBalenaImage(
     'ldd',
   ]);
   for (const file of [BUSYBOX, SYSLINUX_MBR, ...USERLAND_PROGRAMS.map((p) => p.from)]) {
-    try {
-      readFileSync(file, { flag: 'r' }).subarray(0, 1);
-    } catch {
+    if (!existsSync(file)) {
       throw new Error(
-        `${file} is missing (apt packages busybox-static, syslinux, dropbear-bin, openssh-sftp-server)`,
+        `${file} is missing (apt packages busybox-static, syslinux-common, dropbear-bin, openssh-sftp-server)`,
       );
     }
+  }
+  // The initramfs carries busybox alone: it must be the static build.
+  if ((await run('ldd', [BUSYBOX], { allowFailure: true })).exitCode === 0) {
+    throw new Error(`${BUSYBOX} is dynamically linked: install busybox-static instead of busybox`);
   }
 
   step(log, 'balena test image: initramfs');

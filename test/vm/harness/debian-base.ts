@@ -2,7 +2,7 @@
 // BIOS GRUB in the MBR, one ext4 root partition, DHCP, sshd with a host key known in advance,
 // root and a sudo user `migrator` reachable with a generated test key.
 import { appendFileSync, existsSync, readdirSync } from 'node:fs';
-import { chmod, chown, copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, copyFile, mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cachedBuild, hashSources, vmCacheDir } from './cache.ts';
@@ -35,6 +35,10 @@ const PACKAGES = [
   'iproute2',
   'fdisk',
 ];
+
+// Boot-time work nothing here needs, costly under TCG: the e2scrub leftover sweep and the
+// text-console gettys (the VM has no screen; the serial getty stays).
+const MASKED_UNITS = ['e2scrub_reap.service', 'getty-static.service', 'getty@tty1.service'];
 
 export interface BaseDisk {
   /** qcow2 image; use it as a backing file only (startVm makes an overlay). */
@@ -172,10 +176,11 @@ async function buildDebianBase(out: string): Promise<BaseManifest> {
       [rootfs, 'useradd', '--create-home', '--shell', '/bin/bash', '--groups', 'sudo', 'migrator'],
       { log },
     );
-    const ids = (await run('chroot', [rootfs, 'id', '-u', 'migrator'], { log })).stdout.trim();
+    const uid = Number((await run('chroot', [rootfs, 'id', '-u', 'migrator'], { log })).stdout.trim());
     const gid = Number((await run('chroot', [rootfs, 'id', '-g', 'migrator'], { log })).stdout.trim());
     await authorize(join(rootfs, 'root'), sshPublicKey, 0, 0);
-    await authorize(join(rootfs, 'home/migrator'), sshPublicKey, Number(ids), gid);
+    await authorize(join(rootfs, 'home/migrator'), sshPublicKey, uid, gid);
+    for (const unit of MASKED_UNITS) await symlink('/dev/null', join(rootfs, 'etc/systemd/system', unit));
     await run('chroot', [rootfs, 'apt-get', 'clean'], { log });
     await sh(`rm -rf ${shellQuote(rootfs)}/var/lib/apt/lists/* ${shellQuote(rootfs)}/var/log/*.log`, { log });
 

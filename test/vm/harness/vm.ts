@@ -3,7 +3,7 @@
 // to free loopback ports. Guest reboots keep the VM running (no -no-reboot).
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync, rmSync, statSync } from 'node:fs';
-import { mkdtemp, open } from 'node:fs/promises';
+import { copyFile, mkdtemp, open } from 'node:fs/promises';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -28,6 +28,12 @@ export interface StartVmOptions {
   writeDisk?: boolean;
   /** Direct kernel boot instead of the disk's boot loader. */
   kernel?: { kernel: string; initrd?: string; append: string };
+  /**
+   * UEFI firmware (OVMF) instead of SeaBIOS: `code` is mapped read-only, `vars` is copied into
+   * the work dir (`vm.varsPath`), where the guest's EFI variables persist across its reboots.
+   * `secureBoot`: a q35 machine with SMM, which OVMF's secure-boot builds need.
+   */
+  uefi?: { code: string; vars: string; secureBoot?: boolean };
 }
 
 export interface Vm {
@@ -38,6 +44,8 @@ export interface Vm {
   serialLogPath: string;
   /** The disk the guest writes (the overlay, or `disk` with writeDisk). */
   overlayPath: string;
+  /** The writable copy of the UEFI variable store (with `uefi`), else null. */
+  varsPath: string | null;
   hostPort(guestPort: number): number;
   /** Resolves with the first line once a TCP server in the guest greets (default: an SSH banner). */
   waitForTcpBanner(guestPort: number, timeoutMs: number, prefix?: string): Promise<string>;
@@ -148,6 +156,11 @@ export async function startVm(opts: StartVmOptions): Promise<Vm> {
     overlayPath = await createOverlay(disk, join(workDir, 'disk.qcow2'));
     overlayFormat = 'qcow2';
   }
+  let varsPath: string | null = null;
+  if (opts.uefi) {
+    varsPath = join(workDir, 'OVMF_VARS.fd');
+    await copyFile(opts.uefi.vars, varsPath);
+  }
   const extra = [];
   for (const path of opts.extraDisks ?? [])
     extra.push({ path: resolve(path), format: await imageFormat(path) });
@@ -155,9 +168,10 @@ export async function startVm(opts: StartVmOptions): Promise<Vm> {
   for (let attempt = 1; ; attempt++) {
     const ports = new Map<number, number>();
     for (const { guestPort } of opts.forwards ?? []) ports.set(guestPort, await freePort());
-    const args = qemuArgs(opts, { serialLogPath, overlayPath, overlayFormat, extra, ports });
+    const args = qemuArgs(opts, { serialLogPath, overlayPath, overlayFormat, extra, ports, varsPath });
     const started = await launch(opts.name, args, workDir, [...ports.values()]);
-    if ('vm' in started) return makeVm(opts.name, started.vm, workDir, serialLogPath, overlayPath, ports);
+    if ('vm' in started)
+      return makeVm(opts.name, started.vm, workDir, serialLogPath, overlayPath, ports, varsPath);
     // Another process may have taken a port between freePort() and QEMU binding it.
     if (/host ?forward/i.test(started.stderr) && attempt < 5) continue;
     throw new Error(`QEMU for VM ${opts.name} failed to start:\n${started.stderr.trim()}`);
@@ -170,6 +184,7 @@ interface QemuLayout {
   overlayFormat: string;
   extra: { path: string; format: string }[];
   ports: Map<number, number>;
+  varsPath: string | null;
 }
 
 function qemuArgs(opts: StartVmOptions, layout: QemuLayout): string[] {
@@ -182,7 +197,7 @@ function qemuArgs(opts: StartVmOptions, layout: QemuLayout): string[] {
     '-accel',
     'tcg',
     '-machine',
-    'pc',
+    opts.uefi?.secureBoot ? 'q35,smm=on' : 'pc',
     '-m',
     String(opts.memMiB ?? 1024),
     '-smp',
@@ -200,6 +215,15 @@ function qemuArgs(opts: StartVmOptions, layout: QemuLayout): string[] {
   ];
   for (const disk of layout.extra) {
     args.push('-drive', `file=${qemuValue(disk.path)},format=${disk.format},if=virtio,cache=writeback`);
+  }
+  if (opts.uefi && layout.varsPath) {
+    if (opts.uefi.secureBoot) args.push('-global', 'driver=cfi.pflash01,property=secure,value=on');
+    args.push(
+      '-drive',
+      `if=pflash,format=raw,unit=0,readonly=on,file=${qemuValue(resolve(opts.uefi.code))}`,
+      '-drive',
+      `if=pflash,format=raw,unit=1,file=${qemuValue(layout.varsPath)}`,
+    );
   }
   if (opts.kernel) {
     args.push('-kernel', opts.kernel.kernel, '-append', opts.kernel.append);
@@ -318,6 +342,7 @@ function makeVm(
   serialLogPath: string,
   overlayPath: string,
   ports: Map<number, number>,
+  varsPath: string | null = null,
 ): Vm {
   const { child, exit } = launched;
   let exited = false;
@@ -354,6 +379,7 @@ function makeVm(
     workDir,
     serialLogPath,
     overlayPath,
+    varsPath,
     hostPort,
     get exited() {
       return exited;

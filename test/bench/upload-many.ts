@@ -1,0 +1,72 @@
+// Run as a process of its own by memory.ts: pushes one file to many hosts at once the way the
+// pipeline does (a session per host, prepareWorkDir, uploadPayload), then prints one JSON line
+// with its peak RSS (VmHWM) and what it did. Configured by BENCH_UPLOAD_MANY (JSON).
+import { readFileSync } from 'node:fs';
+import { prepareWorkDir, uploadPayload } from '../../orchestrator/phases/upload.ts';
+import type { Plan } from '../../orchestrator/plan/plan.ts';
+import { SshSession } from '../../orchestrator/ssh/session.ts';
+
+export interface UploadManyConfig {
+  ports: number[];
+  keyPath: string;
+  knownHostsFile: string;
+  file: string;
+  sizeBytes: number;
+  sha256: string;
+  /** host i works in `${workDirPrefix}-${i}` */
+  workDirPrefix: string;
+}
+
+function statusKiB(field: string): number {
+  const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync('/proc/self/status', 'utf8'));
+  return Number(m?.[1] ?? 0);
+}
+
+const config = JSON.parse(process.env.BENCH_UPLOAD_MANY ?? '{}') as UploadManyConfig;
+const rssAtStart = statusKiB('VmRSS');
+const start = process.hrtime.bigint();
+const sessions = await Promise.all(
+  config.ports.map((port) =>
+    SshSession.connect({
+      host: '127.0.0.1',
+      port,
+      username: 'root',
+      identityFiles: [config.keyPath],
+      agentSocket: null,
+      knownHostsFile: config.knownHostsFile,
+    }),
+  ),
+);
+const results = await Promise.all(
+  sessions.map(async (session, i) => {
+    const workDir = `${config.workDirPrefix}-${i}`;
+    await prepareWorkDir(session, workDir);
+    // uploadPayload reads only the plan's payload list.
+    const plan = {
+      payload: [
+        {
+          role: 'image',
+          source: { kind: 'file', path: config.file },
+          remotePath: `${workDir}/balena-image.img`,
+          sizeBytes: config.sizeBytes,
+          sha256: config.sha256,
+          mode: 0o644,
+        },
+      ],
+    } as unknown as Plan;
+    const { bytesSent } = await uploadPayload(session, plan, () => {});
+    await session.close();
+    return bytesSent;
+  }),
+);
+const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+process.stdout.write(
+  `${JSON.stringify({
+    hosts: sessions.length,
+    bytesSent: results.reduce((a, b) => a + b, 0),
+    seconds,
+    rssAtStartKiB: rssAtStart,
+    peakRssKiB: statusKiB('VmHWM'),
+  })}\n`,
+);
+process.exit(0);
