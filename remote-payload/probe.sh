@@ -156,6 +156,11 @@ main() {
   if [ -f "$R/boot/vmlinuz-$rel" ]; then
     emit kernel_image "/boot/vmlinuz-$rel"
     emit kernel_image_size "$(wc -c <"$R/boot/vmlinuz-$rel" | tr -d ' ')"
+    # an x86 kernel built with the EFI stub starts with the PE/COFF "MZ": firmware can run it
+    case $(head -c 2 "$R/boot/vmlinuz-$rel" 2>/dev/null) in
+    MZ) emit kernel_image_efi_stub 1 ;;
+    *) emit kernel_image_efi_stub 0 ;;
+    esac
   fi
   rdv cmdline "$R/proc/cmdline"
   emit kernel_cmdline "$cmdline"
@@ -503,6 +508,8 @@ main() {
     emit grub_dir "$gdir"
     if [ -f "$R$gdir/grubenv" ]; then
       emit grub_env_file "$gdir/grubenv"
+      # some distributions keep grubenv on the EFI system partition behind a symlink
+      [ -L "$R$gdir/grubenv" ] && emit grub_env_link "$(readlink "$R$gdir/grubenv")"
       envsize=$(wc -c <"$R$gdir/grubenv" | tr -d ' ')
       if [ "${envsize:-0}" -le 65536 ]; then
         emit grub_env_hex "$(od -An -v -tx1 "$R$gdir/grubenv" | tr -d ' \n')"
@@ -605,6 +612,54 @@ main() {
       done
       break
     done
+  fi
+
+  # ---- UEFI: the firmware's boot entries and the EFI system partition ------------------------------
+  # Straight from efivarfs (no efibootmgr needed): every Boot#### entry with its active flag and
+  # description, BootCurrent, a pending BootNext, BootOrder; and where the ESP is mounted.
+  ev=$R/sys/firmware/efi/efivars
+  eg=8be4df61-93ca-11d2-aa0d-00e098032b8c
+  if [ -d "$ev" ]; then
+    efw=0
+    if awk '$2 == "/sys/firmware/efi/efivars" && $3 == "efivarfs" && $4 ~ /^rw(,|$)/ { f = 1 }
+      END { exit !f }' "$R/proc/self/mounts" 2>/dev/null; then efw=1; fi
+    emit efi_vars_writable "$efw"
+    # UINT16 numbers after the 4 attribute bytes, as efibootmgr prints them
+    for v in BootCurrent BootNext BootOrder; do
+      [ -r "$ev/$v-$eg" ] || continue
+      val=$(od -An -v -tu1 "$ev/$v-$eg" 2>/dev/null | awk '{ for (i = 1; i <= NF; i++) b[n++] = $i }
+        END { for (i = 4; i + 1 < n; i += 2) printf "%s%04X", (i > 4 ? "," : ""), b[i] + 256 * b[i + 1] }')
+      case $v in
+      BootCurrent) emit efi_boot_current "$val" ;;
+      BootNext) emit efi_boot_next "$val" ;;
+      BootOrder) emit efi_boot_order "$val" ;;
+      esac
+    done
+    # EFI_LOAD_OPTION: UINT32 attributes (bit 0: active), UINT16 device path length, then the
+    # description in UCS-2 up to 0x0000 (what is not printable ASCII reads '?')
+    for f in "$ev"/Boot[0-9A-F][0-9A-F][0-9A-F][0-9A-F]-"$eg"; do
+      [ -r "$f" ] || continue
+      en=${f##*/Boot}
+      ent=$(od -An -v -tu1 "$f" 2>/dev/null | awk '{ for (i = 1; i <= NF; i++) b[n++] = $i }
+        END {
+          if (n < 10) exit 1
+          printf "%d\t", b[4] % 2
+          for (i = 10; i + 1 < n; i += 2) {
+            c = b[i] + 256 * b[i + 1]
+            if (c == 0) break
+            if (c >= 32 && c < 127) printf "%c", c; else printf "?"
+          }
+        }') || continue
+      rec efi_boot_entry "num=${en%%-*}" "active=${ent%%"$TAB"*}" "label=${ent#*"$TAB"}"
+    done
+    if [ -z "$R" ]; then
+      for m in /boot/efi /efi /boot; do
+        if awk -v m="$m" '$2 == m && $3 == "vfat" { f = 1 } END { exit !f }' /proc/self/mounts; then
+          locate esp "$m"
+          break
+        fi
+      done
+    fi
   fi
 
   # ---- network: interfaces, addresses, default routes, running daemons (never a secret) ----------

@@ -29,9 +29,11 @@ try {
       });
       child.on('close', (c) => resolve(c ?? 1));
     });
-  await cli(['check', ...scenario.cliArgs('root')]);
+  // The run directories go to ./runs (not the scenario's temp dir) so report.html stays.
+  const runsDir = join(repo, 'runs');
+  await cli(['check', ...scenario.cliArgs('root'), '--runs-dir', runsDir]);
   const t0 = Date.now();
-  code = await cli(['run', ...scenario.cliArgs('root')]);
+  code = await cli(['run', ...scenario.cliArgs('root'), '--runs-dir', runsDir]);
   say(`run finished with exit code ${code} after ${((Date.now() - t0) / 1000).toFixed(0)} s`);
   if (code === 0) {
     const osRelease = await sshRun(

@@ -232,8 +232,10 @@ export function formatEventLine(event: FleetEvent): string | null {
     case 'stopping':
     case 'aborting':
       return event.message;
-    case 'run-finished':
-      return `${event.interrupted ? 'interrupted' : 'finished'} in ${formatDuration(event.durationMs)}: ${formatCounts(event.counts)}; hosts to re-run are listed in ${event.failedHostsFile}`;
+    case 'run-finished': {
+      const done = `${event.interrupted ? 'interrupted' : 'finished'} in ${formatDuration(event.durationMs)}: ${formatCounts(event.counts)}`;
+      return event.exitCode === 0 ? done : `${done}; hosts to re-run are listed in ${event.failedHostsFile}`;
+    }
   }
 }
 

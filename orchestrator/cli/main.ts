@@ -3,6 +3,7 @@
 import { Command, CommanderError } from 'commander';
 import { addAgentFlags } from '../agent/flags.ts';
 import { ExitCode } from '../errors.ts';
+import { type OfflineFlags, offlineCheckCommand } from './commands/check-offline.ts';
 import { fleetCommand } from './commands/fleet.ts';
 import { probeCommand } from './commands/probe.ts';
 import { reportCommand } from './commands/report.ts';
@@ -25,7 +26,29 @@ export function buildProgram(setExit: (code: number) => void): Command {
   addMigrationFlags(check);
   addFleetFlags(check);
   addAgentFlags(check);
-  check.action(async (flags: CommonFlags) => setExit(await fleetCommand('check', flags)));
+  const collectAll = (value: string, previous: string[] = []) => [...previous, value];
+  check
+    .option(
+      '--facts <file>',
+      'plan from facts saved by `probe HOST -o FILE`, without connecting (repeatable)',
+      collectAll,
+    )
+    .option(
+      '--sysroot <dir>',
+      'plan a directory tree (a copy or a mounted image of a host) as if it were one (repeatable)',
+      collectAll,
+    )
+    .option(
+      '--modules-dir <dir>',
+      "with --facts/--sysroot: the host's /lib/modules/RELEASE, for the initramfs",
+    );
+  check.action(async (flags: OfflineFlags) =>
+    setExit(
+      await (flags.facts?.length || flags.sysroot?.length
+        ? offlineCheckCommand(flags)
+        : fleetCommand('check', flags)),
+    ),
+  );
 
   const run = program
     .command('run')

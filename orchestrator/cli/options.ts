@@ -13,12 +13,14 @@ export interface CommonFlags extends AgentFlags {
   image?: string;
   configJson?: string;
   workDir?: string;
+  allowDeviceTypeMismatch?: boolean;
   mode?: 'standalone' | 'pretend' | 'agent';
   kernel?: string;
   failMode?: 'reboot' | 'rescue-shell';
   busybox?: string;
   ramMargin?: string;
   stage2Pretend?: boolean;
+  bootManager?: 'auto' | 'grub' | 'efi';
   knownHosts?: string;
   acceptNewHostKeys?: boolean;
   identity?: string[];
@@ -49,6 +51,10 @@ export function addMigrationFlags(cmd: Command): Command {
     .option('--image <file>', 'balenaOS image (.img, .img.gz, .img.xz)')
     .option('--config-json <file>', "the devices' config.json")
     .option('--work-dir <dir>', 'absolute working directory on the hosts')
+    .option(
+      '--allow-device-type-mismatch',
+      "plan even when the image or config.json is for another device type than the host's hardware",
+    )
     .addOption(
       new Option(
         '--mode <mode>',
@@ -65,6 +71,12 @@ export function addMigrationFlags(cmd: Command): Command {
     .option('--busybox <file>', 'static busybox for the stage2 initramfs')
     .option('--ram-margin <MiB>', 'RAM kept free in stage2 beyond the image')
     .option('--stage2-pretend', 'stage2 rehearses on the device: every check, no write, back to the old OS')
+    .addOption(
+      new Option(
+        '--boot-manager <name>',
+        'x86 hosts: boot stage2 once through grub (grub-reboot), efi (a UEFI entry + BootNext), or auto',
+      ).choices(['auto', 'grub', 'efi']),
+    )
     .option('--known-hosts <file>', 'known_hosts file that verifies host keys')
     .option('--accept-new-host-keys', 'trust and record the key of a host seen for the first time')
     .option('--identity <file>', 'private key to offer (repeatable)', collect)
@@ -97,6 +109,7 @@ export function overridesFromFlags(f: CommonFlags): ConfigOverrides {
   if (f.image !== undefined) o.image = f.image;
   if (f.configJson !== undefined) o.configJson = f.configJson;
   if (f.workDir !== undefined) o.workDir = f.workDir;
+  if (f.allowDeviceTypeMismatch) o.allowDeviceTypeMismatch = true;
   if (f.mode !== undefined) o.mode = f.mode;
   const stage2: NonNullable<ConfigOverrides['stage2']> = {};
   if (f.kernel !== undefined) stage2.kernel = f.kernel;
@@ -104,6 +117,7 @@ export function overridesFromFlags(f: CommonFlags): ConfigOverrides {
   if (f.busybox !== undefined) stage2.busybox = f.busybox;
   if (f.ramMargin !== undefined) stage2.ramMarginMiB = num(f.ramMargin);
   if (f.stage2Pretend) stage2.pretend = true;
+  if (f.bootManager !== undefined) stage2.bootManager = f.bootManager;
   if (Object.keys(stage2).length) o.stage2 = stage2;
   const ssh: NonNullable<ConfigOverrides['ssh']> = {};
   if (f.knownHosts !== undefined) ssh.knownHostsFile = f.knownHosts;

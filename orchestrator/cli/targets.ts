@@ -29,11 +29,13 @@ export function runSettingsFrom(config: MigrationConfig, command: 'check' | 'run
     image: config.image ?? '',
     configJson: config.configJson ?? '',
     workDir: config.workDir,
+    allowDeviceTypeMismatch: config.allowDeviceTypeMismatch,
     kernel: config.stage2.kernel,
     failMode: config.stage2.failMode,
     ramMarginBytes: config.stage2.ramMarginMiB * 1024 * 1024,
     stage2Pretend: config.stage2.pretend,
     logDevice: config.stage2.logDevice ?? null,
+    bootManager: config.stage2.bootManager ?? 'auto',
     network: config.network,
     busyboxPath: config.stage2.busybox,
     ssh: {

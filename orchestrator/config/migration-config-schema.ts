@@ -11,10 +11,15 @@ export type Mode = (typeof MODES)[number];
 export const FAIL_MODES = ['reboot', 'rescue-shell'] as const;
 export type FailMode = (typeof FAIL_MODES)[number];
 
+/** How stage2 is booted once on x86 hosts (orchestrator/platform/efi.ts). */
+export const BOOT_MANAGER_SETTINGS = ['auto', 'grub', 'efi'] as const;
+export type BootManagerSetting = (typeof BOOT_MANAGER_SETTINGS)[number];
+
 /** Defaults as the operator would write them; paths are resolved when loading. */
 export const CONFIG_DEFAULTS = {
   mode: 'standalone',
   workDir: '/var/tmp/balena-migrate',
+  allowDeviceTypeMismatch: false,
   stage2: { kernel: 'host', failMode: 'reboot', busybox: '/bin/busybox', ramMarginMiB: 64, pretend: false },
   network: { wifi: 'all' as 'all' | 'none' | string[], requireNetwork: true, extraFiles: [] as string[] },
   ssh: {
@@ -72,6 +77,11 @@ const Stage2Settings = z.strictObject({
         error: 'must be LABEL=..., UUID=... or PARTUUID=...',
       }),
     'a filesystem (not on the install disk) where stage2 also saves its log, e.g. LABEL=BM-LOGS on a USB stick',
+  ),
+  bootManager: field(
+    z.enum(BOOT_MANAGER_SETTINGS, { error: `must be one of: ${BOOT_MANAGER_SETTINGS.join(', ')}` }),
+    'x86 hosts: how stage2 is booted once: grub (grub-reboot), efi (a UEFI boot entry started once with BootNext), or auto: GRUB, unless the host is UEFI and GRUB cannot boot stage2 once (grubenv on LVM, md RAID, btrfs)',
+    'auto',
   ),
 });
 
@@ -138,6 +148,11 @@ export const MigrationConfigFile = z
     image: field(LocalPath, 'balenaOS image (.img or .img.gz), relative to this file'),
     configJson: field(LocalPath, 'config.json for the devices, relative to this file'),
     workDir: field(RemoteDir, 'absolute working directory on each host', d.workDir),
+    allowDeviceTypeMismatch: field(
+      flag,
+      "plan a host even when the image (its device-type.json) or config.json is for another device type than the host's hardware",
+      false,
+    ),
     stage2: field(Stage2Settings, 'the migration environment that runs from RAM'),
     network: field(
       NetworkSettings,
@@ -164,6 +179,7 @@ export const CONFIG_HINTS: Readonly<Record<string, string>> = {
   workDir: 'use an absolute path such as /var/tmp/balena-migrate',
   failMode: `use one of: ${FAIL_MODES.join(', ')}`,
   logDevice: 'name a filesystem as stage2 finds it, e.g. LABEL=BM-LOGS',
+  bootManager: `use one of: ${BOOT_MANAGER_SETTINGS.join(', ')}`,
   wifi: 'write all, none, or a list such as [home-wifi, shop-floor]',
   balenaPort: 'balenaOS listens on 22222',
   concurrency: 'use a whole number such as 10',

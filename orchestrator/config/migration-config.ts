@@ -44,6 +44,8 @@ export interface MigrationConfig {
   configJson: string | undefined;
   /** absolute remote working directory, normalised, without a trailing slash */
   workDir: string;
+  /** plan even when the image or config.json is for another device type than the host's */
+  allowDeviceTypeMismatch: boolean;
   stage2: {
     /** 'host' or the absolute path of a migration kernel */
     kernel: string;
@@ -55,6 +57,8 @@ export interface MigrationConfig {
     pretend: boolean;
     /** LABEL=/UUID=/PARTUUID= of a filesystem stage2 also saves its log on */
     logDevice?: string;
+    /** x86 hosts: grub, efi, or auto (absent) */
+    bootManager?: 'auto' | 'grub' | 'efi';
   };
   /** the network carried to balenaOS */
   network: {
@@ -114,6 +118,7 @@ export function defaultMigrationConfig(baseDir: string = process.cwd()): Migrati
     image: undefined,
     configJson: undefined,
     workDir: d.workDir,
+    allowDeviceTypeMismatch: d.allowDeviceTypeMismatch,
     stage2: { ...d.stage2 },
     network: { ...d.network, extraFiles: [] },
     ssh: {
@@ -209,6 +214,7 @@ function merge(base: MigrationConfig, given: Given, source: string | undefined):
     image: given.image ?? base.image,
     configJson: given.configJson ?? base.configJson,
     workDir: given.workDir ?? base.workDir,
+    allowDeviceTypeMismatch: given.allowDeviceTypeMismatch ?? base.allowDeviceTypeMismatch,
     stage2: { ...base.stage2, ...defined(given.stage2) },
     network: { ...base.network, ...defined(given.network) },
     ssh: { ...base.ssh, ...defined(given.ssh) },

@@ -98,6 +98,17 @@ export const RawBootloader = z.object({
 });
 export type RawBootloader = z.infer<typeof RawBootloader>;
 
+/** A UEFI boot entry (the variable Boot####). */
+export const EfiBootEntry = z.object({
+  /** four upper-case hex digits, e.g. `0001` */
+  num: z.string().regex(/^[0-9A-F]{4}$/),
+  /** LOAD_OPTION_ACTIVE */
+  active: z.boolean(),
+  /** its description; characters that are not printable ASCII read `?` */
+  label: z.string(),
+});
+export type EfiBootEntry = z.infer<typeof EfiBootEntry>;
+
 /** A hardware watchdog device (/sys/class/watchdog). */
 export const WatchdogDevice = z.object({
   device: z.string(),
@@ -130,6 +141,8 @@ export const Facts = z.object({
     image: z.string().nullable(),
     imageSizeBytes: z.number().int().nonnegative().nullable(),
     cmdline: z.string(),
+    /** the installed image is an EFI stub (PE/COFF), so UEFI firmware can start it itself */
+    imageEfiStub: z.boolean().nullable().optional(),
   }),
   firmware: z.object({
     type: z.enum(['bios', 'uefi', 'devicetree']),
@@ -187,6 +200,8 @@ export const Facts = z.object({
     envNotWritableReason: z.string().nullable().optional(),
     /** the exact bytes of grubenv (1024 bytes normally), base64; null when absent or unreadable */
     envBase64: z.string().nullable().optional(),
+    /** where grubenv points when it is a symlink (e.g. into the EFI system partition) */
+    envSymlinkTarget: z.string().nullable().optional(),
   }),
   tools: z.object({
     setsid: z.boolean(),
@@ -220,6 +235,21 @@ export const Facts = z.object({
       /** the running kernel's device trees (u-boot boards), e.g. /boot/dtbs/5.10.168-ti-r71 */
       dtbDir: z.string().nullable(),
       dtbNames: z.array(z.string()),
+    })
+    .optional(),
+  /** UEFI hosts: the firmware's boot entries as efivarfs shows them, and the EFI system partition */
+  efi: z
+    .object({
+      /** efivarfs is mounted read-write: boot entries can be written */
+      varsWritable: z.boolean(),
+      /** the entry the running system was started from, e.g. `0001` */
+      bootCurrent: z.string().nullable(),
+      /** a one-shot already pending (a firmware update, another tool) */
+      bootNext: z.string().nullable(),
+      bootOrder: z.array(z.string()),
+      entries: z.array(EfiBootEntry),
+      /** the EFI system partition as mounted at /boot/efi, /efi or /boot (vfat), if it is */
+      esp: DirLocation.nullable(),
     })
     .optional(),
   /** hardware watchdogs, and who on the old OS keeps them running */

@@ -29,6 +29,7 @@ const KEYS: Record<string, KeyKind> = {
   kernel_modules_dir: 'scalar',
   kernel_image: 'scalar',
   kernel_image_size: 'scalar',
+  kernel_image_efi_stub: 'scalar',
   kernel_cmdline: 'scalar',
   firmware: 'scalar',
   secure_boot: 'scalar',
@@ -57,6 +58,7 @@ const KEYS: Record<string, KeyKind> = {
   grub_dir: 'scalar',
   grub_env_file: 'scalar',
   grub_env_hex: 'scalar',
+  grub_env_link: 'scalar',
   grub_cfg_next_entry: 'scalar',
   grub_env_boot_writable: 'scalar',
   grub_env_boot_reason: 'scalar',
@@ -76,6 +78,11 @@ const KEYS: Record<string, KeyKind> = {
   uboot_raw: 'record',
   dtb_dir: 'scalar',
   dtb_name: 'list',
+  efi_vars_writable: 'scalar',
+  efi_boot_current: 'scalar',
+  efi_boot_next: 'scalar',
+  efi_boot_order: 'scalar',
+  efi_boot_entry: 'record',
   end: 'scalar',
 };
 
@@ -89,6 +96,7 @@ const RECORD_FIELDS: Record<string, string[]> = {
   watchdog: ['device'],
   bootfile: ['path', 'size'],
   uboot_raw: ['device', 'offset', 'format'],
+  efi_boot_entry: ['num', 'active', 'label'],
 };
 
 interface Entry {
@@ -374,6 +382,7 @@ export function parseFacts(probeOutput: string): Facts {
       image: nonEmpty('kernel_image'),
       imageSizeBytes: int('kernel_image_size'),
       cmdline: str('kernel_cmdline') ?? '',
+      imageEfiStub: str('kernel_image_efi_stub') === null ? null : bool('kernel_image_efi_stub'),
     },
     firmware: {
       type: firmware,
@@ -414,6 +423,7 @@ export function parseFacts(probeOutput: string): Facts {
       updateGrub,
       envNotWritableReason: envWritable ? null : envReason,
       envBase64: envHex === null ? null : Buffer.from(envHex, 'hex').toString('base64'),
+      envSymlinkTarget: nonEmpty('grub_env_link'),
     },
     tools: {
       setsid: bool('tool_setsid'),
@@ -492,7 +502,31 @@ export function parseFacts(probeOutput: string): Facts {
     dtbDir: nonEmpty('dtb_dir'),
     dtbNames: (lists.get('dtb_name') ?? []).map((e) => e.value),
   };
-  Object.assign(candidate, { network, watchdog, boot });
+  // UEFI: boot entry numbers as efibootmgr writes them (four upper-case hex digits)
+  const bootNum = (key: string): string | null => {
+    const v = nonEmpty(key);
+    if (v !== null && !/^[0-9A-F]{4}$/.test(v)) at(key, `expected four hex digits, got ${JSON.stringify(v)}`);
+    return v;
+  };
+  const bootOrder = nonEmpty('efi_boot_order');
+  if (bootOrder !== null && !/^[0-9A-F]{4}(,[0-9A-F]{4})*$/.test(bootOrder))
+    at('efi_boot_order', 'expected hex numbers separated by commas');
+  const efi =
+    firmware === 'uefi'
+      ? {
+          varsWritable: bool('efi_vars_writable'),
+          bootCurrent: bootNum('efi_boot_current'),
+          bootNext: bootNum('efi_boot_next'),
+          bootOrder: bootOrder === null ? [] : bootOrder.split(','),
+          entries: (records.get('efi_boot_entry') ?? []).map((r) => ({
+            num: field(r, 'num') ?? recordFail(r, 'efi_boot_entry num is empty'),
+            active: fieldBool(r, 'active'),
+            label: r.fields.get('label') ?? '',
+          })),
+          esp: dirs.get('esp') ?? null,
+        }
+      : undefined;
+  Object.assign(candidate, { network, watchdog, boot, efi });
 
   const parsed = Facts.safeParse(candidate);
   if (!parsed.success) {

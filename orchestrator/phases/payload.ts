@@ -18,7 +18,11 @@ export function wantedModules(facts: Facts): string[] {
   const fs = [facts.bootDir.fstype, facts.workDir.fstype].filter((t) => /^[a-z0-9_]+$/.test(t));
   // the driver of the hardware watchdog stage2 must keep kicking (see platform/stage2-common.ts)
   const watchdog = watchdogToKick(facts)?.module;
-  return [...new Set([...facts.storageModules, ...fs, ...ALWAYS_WANTED, ...(watchdog ? [watchdog] : [])])];
+  // UEFI: stage2 mounts efivarfs to delete its one-shot boot entry (platform/efi.ts)
+  const efi = facts.firmware.type === 'uefi' ? ['efivarfs'] : [];
+  return [
+    ...new Set([...facts.storageModules, ...fs, ...ALWAYS_WANTED, ...(watchdog ? [watchdog] : []), ...efi]),
+  ];
 }
 
 export interface BuiltInitramfs {

@@ -6,6 +6,7 @@ import { createReadStream } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { ConfigError } from '../errors.ts';
 import type { ImageInfo, LocalFile } from '../plan/plan.ts';
+import { readImageDeviceType } from '../platform/image-device-type.ts';
 import { inspectImage } from './image.ts';
 
 export async function hashFile(path: string): Promise<LocalFile> {
@@ -20,6 +21,7 @@ export class RunResources {
   private images = new Map<string, Promise<ImageInfo>>();
   private files = new Map<string, Promise<LocalFile>>();
   private buffers = new Map<string, Promise<Buffer>>();
+  private deviceTypes = new Map<string, Promise<string | null>>();
 
   /** An image measured elsewhere (agent mode measures each download as it verifies it). */
   adoptImage(info: ImageInfo): void {
@@ -31,6 +33,43 @@ export class RunResources {
     if (!p) {
       p = inspectImage(path);
       this.images.set(path, p);
+    }
+    return p;
+  }
+
+  /** The device type the image is for (device-type.json on its boot partition), null when it has none. */
+  imageDeviceType(path: string): Promise<string | null> {
+    const key = `image:${path}`;
+    let p = this.deviceTypes.get(key);
+    if (!p) {
+      p = this.image(path)
+        .then((info) => readImageDeviceType(info))
+        .then(
+          (found) => found.slug,
+          (err: Error) => {
+            if (err instanceof ConfigError) throw err;
+            throw new ConfigError(
+              `${path}: its device type cannot be read: ${err.message}`,
+              { file: path },
+              'download the balenaOS image again',
+            );
+          },
+        );
+      this.deviceTypes.set(key, p);
+    }
+    return p;
+  }
+
+  /** config.json's `deviceType` (not a secret, unlike the rest of it), null when it has none. */
+  configDeviceType(path: string): Promise<string | null> {
+    const key = `config:${path}`;
+    let p = this.deviceTypes.get(key);
+    if (!p) {
+      p = this.configJson(path).then(async () => {
+        const value = JSON.parse(await readFile(path, 'utf8')) as { deviceType?: unknown };
+        return typeof value.deviceType === 'string' ? value.deviceType : null;
+      });
+      this.deviceTypes.set(key, p);
     }
     return p;
   }

@@ -23,7 +23,7 @@ import { HostRecorder } from './recorder.ts';
 import type { RunResources } from './resources.ts';
 import type { HostTarget, PipelineContext, RunSettings } from './settings.ts';
 import { prepareWorkDir, uploadPayload } from './upload.ts';
-import { waitForComeback } from './verify.ts';
+import { isBalenaOsRelease, waitForComeback } from './verify.ts';
 
 export interface HostJob {
   target: HostTarget;
@@ -44,6 +44,19 @@ export function printablePlan(plan: Plan): unknown {
       source: f.source.kind === 'file' ? f.source : { kind: 'bytes', sizeBytes: f.source.data.length },
     })),
   };
+}
+
+async function alreadyBalena(target: HostTarget, settings: RunSettings, prompts: Prompts): Promise<boolean> {
+  try {
+    const s = await connectBalena(target, settings, prompts);
+    try {
+      return isBalenaOsRelease((await s.exec('cat /etc/os-release')).stdout);
+    } finally {
+      await s.close().catch(() => {});
+    }
+  } catch {
+    return false;
+  }
 }
 
 function timestamp(): string {
@@ -129,6 +142,10 @@ export async function runHost(job: HostJob): Promise<HostReport> {
         network,
         stage2Pretend: settings.stage2Pretend ?? false,
         logDevice: settings.logDevice ?? null,
+        imageDeviceType: await resources.imageDeviceType(imagePath),
+        configDeviceType: await resources.configDeviceType(target.configJson ?? settings.configJson),
+        allowDeviceTypeMismatch: settings.allowDeviceTypeMismatch ?? false,
+        bootManager: settings.bootManager ?? 'auto',
       });
       if (!result.ok) throw new RefusalError(result.reasons);
       const mismatch = job.agent && deviceTypeMismatch(result.plan.deviceType, job.agent.deviceType);
@@ -163,7 +180,7 @@ export async function runHost(job: HostJob): Promise<HostReport> {
     phase = 'reboot';
     const oldBootId = await rec.phase('reboot', async () => {
       const id = await readBootId(session!);
-      await rebootHost(session!);
+      await rebootHost(session!, plan.rebootArgument);
       return id;
     });
     // Past this point the host is on its own: stage2 either writes or goes back.
@@ -179,6 +196,13 @@ export async function runHost(job: HostJob): Promise<HostReport> {
         oldBootId,
         timeoutMs: settings.verify.timeoutSeconds * 1000,
         signal: ctx.signal,
+        // seconds waited of the allowed time, so the display shows the host is still being watched
+        onWait: (elapsedMs) =>
+          ctx.progress(
+            Math.round(elapsedMs / 1000),
+            settings.verify.timeoutSeconds,
+            'seconds waiting for the host',
+          ),
       }),
     );
     if (comeback.kind === 'balena') {
@@ -234,7 +258,15 @@ export async function runHost(job: HostJob): Promise<HostReport> {
       });
     }
     const error = describeError(err, { phase });
-    if (phase === 'connect') return rec.finish('unreachable', error);
+    if (phase === 'connect') {
+      // A host migrated by an earlier run no longer answers on its old SSH port, but
+      // balenaOS does on its own: report it migrated without touching it.
+      if (await alreadyBalena(target, settings, prompts)) {
+        ctx.log('the old OS does not answer but balenaOS does: migrated by an earlier run');
+        return rec.finish(settings.command === 'check' ? 'ready' : 'migrated');
+      }
+      return rec.finish('unreachable', error);
+    }
     if (applied) {
       // Something failed between the apply and the reboot: undo the boot setup.
       try {

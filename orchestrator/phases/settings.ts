@@ -30,6 +30,8 @@ export interface RunSettings {
   image: string;
   configJson: string;
   workDir: string;
+  /** plan even when the image or config.json is for another device type than the host's (allowDeviceTypeMismatch) */
+  allowDeviceTypeMismatch?: boolean;
   /** `host` or the path of a supplied migration kernel */
   kernel: string;
   failMode: 'reboot' | 'rescue-shell';
@@ -38,6 +40,8 @@ export interface RunSettings {
   stage2Pretend?: boolean;
   /** LABEL=, UUID= or PARTUUID= of a filesystem stage2 also saves its log on (stage2.logDevice) */
   logDevice?: string | null;
+  /** x86 hosts: how stage2 is booted once (stage2.bootManager); absent means auto */
+  bootManager?: 'auto' | 'grub' | 'efi';
   /** network carry-over (balena-migrate.yml `network`); absent: carry everything, require a network */
   network?: {
     wifi: 'all' | 'none' | string[];

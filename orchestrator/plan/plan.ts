@@ -51,6 +51,8 @@ export interface Plan {
   steps: ApplyStep[];
   /** the one-shot boot into stage2, e.g. `grub-reboot balena-migrate-stage2` */
   oneShot: { mechanism: string; argv: string[] };
+  /** the argument of the reboot into stage2 (`0 tryboot`: the Raspberry Pi firmware's one-shot); none for a plain reboot */
+  rebootArgument?: string;
   stage2Config: Stage2Config;
   /** where balena-stage2.yml goes on the host */
   stage2ConfigPath: string;
@@ -107,4 +109,12 @@ export interface PlanInput {
   stage2Pretend?: boolean;
   /** where stage2 also saves its log: LABEL=, UUID= or PARTUUID= of a filesystem (stage2.logDevice) */
   logDevice?: string | null;
+  /** the device type the image is for, read from its boot partition's device-type.json (null: the image has none) */
+  imageDeviceType?: string | null;
+  /** config.json's `deviceType` */
+  configDeviceType?: string | null;
+  /** plan even when the image or config.json is for another device type than the host's (allowDeviceTypeMismatch) */
+  allowDeviceTypeMismatch?: boolean;
+  /** x86 hosts: GRUB's one-shot, a one-shot UEFI boot entry, or auto (GRUB unless it cannot) (stage2.bootManager) */
+  bootManager?: 'auto' | 'grub' | 'efi';
 }

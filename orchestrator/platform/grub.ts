@@ -211,6 +211,12 @@ export function planGrubBoot(input: PlanInput): PlanResult {
   if (grub.envFile && !grub.envBase64) {
     refuse(`${grub.envFile} could not be read: stage2 could not restore it byte for byte`);
   }
+  if (grub.envSymlinkTarget) {
+    refuse(
+      `${grub.envFile ?? 'grubenv'} is a symlink to ${grub.envSymlinkTarget} (on the EFI system partition?): ` +
+        'stage2 could not restore it there; use stage2.bootManager efi (a one-shot UEFI boot entry) for this host',
+    );
+  }
 
   // ---- kernel ---------------------------------------------------------------------------------
   let kernelFrom: string | null = null;

@@ -21,9 +21,12 @@ function mib(bytes: number): string {
 }
 
 function target(step: PrintablePlan['steps'][number]): string {
-  if (step.kind === 'exec') return ` (${(step.argv ?? []).join(' ')})`;
+  if (step.kind === 'exec') {
+    const argv = (step.argv ?? []).join(' ');
+    return step.description.includes(argv) ? '' : ` (${argv})`;
+  }
   const path = step.path ?? step.to;
-  return path ? ` → ${path}` : '';
+  return path && !step.description.includes(path) ? ` → ${path}` : '';
 }
 
 export function renderPlanText(report: HostReport): string {

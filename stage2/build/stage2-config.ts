@@ -96,6 +96,45 @@ export function parseStage2Config(text: string): Record<string, string> {
   return out;
 }
 
+/**
+ * Optional keys: `restore_count` (0 when absent) pairs of `restore_N_from` / `restore_N_to`,
+ * paths relative to the root= partition. Stage2 moves each `from` over its `to` before
+ * anything else (an empty `from`: `to` did not exist before and is removed).
+ */
+const RESTORE_KEY = /^restore_(count|[1-9][0-9]?_(from|to))$/;
+
+/** The restore pairs of a config, in order. */
+export function restorePairs(cfg: Record<string, string | number | boolean>): { from: string; to: string }[] {
+  const count = Number(cfg.restore_count ?? 0);
+  const pairs: { from: string; to: string }[] = [];
+  for (let i = 1; i <= count; i++) {
+    pairs.push({ from: String(cfg[`restore_${i}_from`] ?? ''), to: String(cfg[`restore_${i}_to`] ?? '') });
+  }
+  return pairs;
+}
+
+function checkRestoreKeys(cfg: Record<string, string | number | boolean>): string[] {
+  const problems: string[] = [];
+  const count = cfg.restore_count ?? 0;
+  if (!/^[0-9]{1,2}$/.test(String(count))) return ['restore_count must be a whole number below 100'];
+  const n = Number(count);
+  for (const key of Object.keys(cfg)) {
+    const m = /^restore_([0-9]+)_(from|to)$/.exec(key);
+    if (m && Number(m[1]) > n) problems.push(`${key} is beyond restore_count (${n})`);
+  }
+  for (let i = 1; i <= n; i++) {
+    const to = cfg[`restore_${i}_to`];
+    const from = cfg[`restore_${i}_from`];
+    if (to === undefined) problems.push(`restore_${i}_to is missing`);
+    else if (!REL_PATH.test(String(to)))
+      problems.push(`restore_${i}_to must be a relative path, not "${to}"`);
+    if (from === undefined) problems.push(`restore_${i}_from is missing`);
+    else if (from !== '' && !REL_PATH.test(String(from)))
+      problems.push(`restore_${i}_from must be empty or a relative path, not "${from}"`);
+  }
+  return problems;
+}
+
 const HEX64 = /^[0-9a-f]{64}$/;
 const DEV_SPEC = /^(UUID|PARTUUID|LABEL)=[A-Za-z0-9._-]+$/;
 const REL_PATH = /^(?!\/)(?!.*(^|\/)\.\.?(\/|$))[A-Za-z0-9._/+,=-]+$/;
@@ -109,8 +148,10 @@ export function checkStage2Config(cfg: Record<string, string | number | boolean>
   const str = (k: Stage2ConfigKey): string | undefined => (k in cfg ? String(cfg[k]) : undefined);
   for (const key of STAGE2_CONFIG_KEYS) if (!(key in cfg)) problems.push(`${key} is missing`);
   for (const key of Object.keys(cfg)) {
-    if (!(STAGE2_CONFIG_KEYS as readonly string[]).includes(key)) problems.push(`${key} is not a stage2 key`);
+    if (!(STAGE2_CONFIG_KEYS as readonly string[]).includes(key) && !RESTORE_KEY.test(key))
+      problems.push(`${key} is not a stage2 key`);
   }
+  problems.push(...checkRestoreKeys(cfg));
   const oneOf = (k: Stage2ConfigKey, allowed: string[]): void => {
     const v = str(k);
     if (v !== undefined && !allowed.includes(v))
@@ -147,7 +188,8 @@ export function checkStage2Config(cfg: Record<string, string | number | boolean>
   const files = networkFiles ? networkFiles.split(' ') : [];
   const hashes = networkHashes ? networkHashes.split(' ') : [];
   for (const f of files) {
-    if (!REL_PATH.test(f)) problems.push(`network file "${f}" must be a relative path without "." or ".." parts`);
+    if (!REL_PATH.test(f))
+      problems.push(`network file "${f}" must be a relative path without "." or ".." parts`);
   }
   for (const h of hashes) {
     if (!HEX64.test(h)) problems.push('network_sha256 must list 64-digit lowercase hex hashes');

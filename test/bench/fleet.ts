@@ -4,7 +4,7 @@
 // Where the time goes is measured too: CPU of the orchestrator process (GNU time) and of the
 // sshd side (the listeners' reaped children: handshakes, shells, the probe).
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   ansibleIniInventory,
@@ -114,7 +114,9 @@ export async function runFleetBench(opts: {
     );
     await settle();
     const oursHostsCpu = hostsCpu(fleet) - before;
-    const runDir = /^reports: (.*)\/report\.html$/m.exec(check.stdout)?.[1];
+    const made = existsSync(runsDir) ? readdirSync(runsDir) : [];
+    const runDir = made.length === 1 ? join(runsDir, made[0]!) : undefined;
+    if (!runDir) throw new Error(`check wrote no run directory (exit ${check.exitCode}); see its log`);
     const outcomes: Record<string, number> = {};
     if (runDir)
       for (const r of readHostReports(runDir).values()) outcomes[r.outcome] = (outcomes[r.outcome] ?? 0) + 1;

@@ -1,5 +1,5 @@
 // Facts about the machine a benchmark ran on, and small timing helpers the benchmarks share.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 
@@ -18,25 +18,19 @@ export interface MachineFacts {
 
 function firstLine(cmd: string, args: string[]): string {
   try {
-    const out = execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    const out = execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
     return out.trim().split('\n')[0] ?? '';
-  } catch (err) {
-    // ssh -V prints to stderr
-    const stderr = String((err as { stderr?: string }).stderr ?? '').trim();
-    return stderr.split('\n')[0] ?? 'unknown';
+  } catch {
+    return '';
   }
 }
 
 export function machineFacts(): MachineFacts {
   const cpuinfo = readFileSync('/proc/cpuinfo', 'utf8');
   const meminfo = readFileSync('/proc/meminfo', 'utf8');
-  const sshV = (() => {
-    try {
-      return execFileSync('ssh', ['-V'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
-    } catch (err) {
-      return String((err as { stderr?: string }).stderr ?? '').trim();
-    }
-  })();
+  // ssh -V prints its version on stderr
+  const sshV = spawnSync('ssh', ['-V'], { encoding: 'utf8' });
+  const openssh = `${sshV.stderr}${sshV.stdout}`.trim().split('\n')[0] || 'unknown';
   return {
     date: new Date().toISOString(),
     cpus: availableParallelism(),
@@ -44,7 +38,7 @@ export function machineFacts(): MachineFacts {
     memTotalMiB: Math.round(Number(/^MemTotal:\s+(\d+)/m.exec(meminfo)?.[1] ?? 0) / 1024),
     kernel: readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim(),
     node: process.version,
-    openssh: sshV.split('\n')[0] || execFileSync('ssh', ['-V']).toString(),
+    openssh,
     ansible: firstLine('ansible', ['--version']) || 'not installed',
     loadAtStart: loadavg()[0] ?? 0,
   };

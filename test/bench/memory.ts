@@ -62,6 +62,7 @@ export async function runMemoryBench(opts: { hosts: number; sizeMiB: number; wor
     };
     log(`memory: pushing ${opts.sizeMiB} MiB to ${opts.hosts} hosts at once`);
     const env: NodeJS.ProcessEnv = { ...process.env, BENCH_UPLOAD_MANY: JSON.stringify(config) };
+    if (process.env.BM_CHILD_ENV) Object.assign(env, JSON.parse(process.env.BM_CHILD_ENV));
     delete env.SSH_AUTH_SOCK;
     const child = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'test/bench/upload-many.ts')], {
       cwd: REPO_ROOT,
@@ -90,6 +91,7 @@ export async function runMemoryBench(opts: { hosts: number; sizeMiB: number; wor
     const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
     clearInterval(sampler);
     if (code !== 0) throw new Error(`upload-many exited with ${code}: ${stderr}`);
+    process.stderr.write(`${stdout.trim()}\n`);
     const r = JSON.parse(stdout.trim().split('\n').pop() ?? '{}') as {
       hosts: number;
       bytesSent: number;

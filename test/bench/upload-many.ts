@@ -24,6 +24,18 @@ function statusKiB(field: string): number {
 
 const config = JSON.parse(process.env.BENCH_UPLOAD_MANY ?? '{}') as UploadManyConfig;
 const rssAtStart = statusKiB('VmRSS');
+// Where the memory is, at the moment RSS peaks: the JS heap, or buffers outside it.
+let atPeak = { rss: 0, heapUsed: 0, arrayBuffers: 0 };
+const sampler = setInterval(() => {
+  const m = process.memoryUsage();
+  if (m.rss > atPeak.rss) atPeak = { rss: m.rss, heapUsed: m.heapUsed, arrayBuffers: m.arrayBuffers };
+}, 50);
+const tracer = process.env.BM_TRACE
+  ? setInterval(() => {
+      const m = process.memoryUsage();
+      process.stdout.write(`trace ${Math.round(m.rss / 1048576)} ${Math.round(m.heapUsed / 1048576)} ${Math.round(m.arrayBuffers / 1048576)}\n`);
+    }, 2000)
+  : undefined;
 const start = process.hrtime.bigint();
 const sessions = await Promise.all(
   config.ports.map((port) =>
@@ -60,6 +72,8 @@ const results = await Promise.all(
   }),
 );
 const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+clearInterval(sampler);
+clearInterval(tracer);
 process.stdout.write(
   `${JSON.stringify({
     hosts: sessions.length,
@@ -67,6 +81,10 @@ process.stdout.write(
     seconds,
     rssAtStartKiB: rssAtStart,
     peakRssKiB: statusKiB('VmHWM'),
+    atPeakMiB: {
+      heapUsed: Math.round(atPeak.heapUsed / 1048576),
+      arrayBuffers: Math.round(atPeak.arrayBuffers / 1048576),
+    },
   })}\n`,
 );
 process.exit(0);

@@ -9,6 +9,9 @@
 //                 key may run: ordinary commands pass, a script fed to `sh -s` (the probe) is
 //                 refused with exit 126
 //   slowMs        the gate stalls every command this long (a slow or overloaded device)
+//   balenaOS      the gate runs every command in a private mount namespace where
+//                 /etc/os-release says balenaOS: the probe finds a host that is already
+//                 migrated, so `check` ends `ready` and `run` ends `migrated`
 //
 // Also here: the inventories (ours, Ansible INI and YAML), a known_hosts for the fleet, a
 // minimal image and config.json for `check`, and a way to run the real CLI as a subprocess.
@@ -34,6 +37,8 @@ export interface FleetHostSpec {
   kind?: HostKind;
   /** every command on this host waits this long before it runs */
   slowMs?: number;
+  /** the host looks like balenaOS to every command (os-release, in a private mount namespace) */
+  balenaOS?: boolean;
   /** extra sshd_config lines for this host only (they win over the shared ones) */
   extraConfig?: string[];
 }
@@ -92,7 +97,8 @@ export function fleetSpecs(
 }
 
 // The gate a host with a knob runs as its ForceCommand. $1: seconds to stall, $2: "refuse-probe"
-// to refuse scripts fed on stdin. The original command runs through sh -c, as sshd would run it.
+// to refuse scripts fed on stdin, $3: an os-release file to show instead of this machine's, or
+// "-". The original command runs through sh -c, as sshd would run it, with stdin passed on.
 const GATE_SCRIPT = `#!/bin/sh
 [ "$1" = 0 ] || sleep "$1"
 case "$2:$SSH_ORIGINAL_COMMAND" in
@@ -101,8 +107,22 @@ refuse-probe:"sh -s"*)
   exit 126
   ;;
 esac
+if [ "$3" != - ]; then
+  exec unshare --mount --propagation private /bin/sh -c \\
+    'mount --bind "$1" /etc/os-release && exec /bin/sh -c "$2"' sh "$3" "$SSH_ORIGINAL_COMMAND"
+fi
 exec /bin/sh -c "$SSH_ORIGINAL_COMMAND"
 `;
+
+const BALENA_OS_RELEASE = [
+  'ID="balena-os"',
+  'NAME="balenaOS"',
+  'VERSION="5.3.21"',
+  'VERSION_ID="5.3.21"',
+  'PRETTY_NAME="balenaOS 5.3.21"',
+  'MACHINE="genericx86-64-ext"',
+  '',
+].join('\n');
 
 /** Start every host; resolves once every sshd answers with its banner. */
 export async function startFleetHosts(specs: FleetHostSpec[], opts: FleetOptions = {}): Promise<FleetHosts> {
@@ -126,6 +146,8 @@ export async function startFleetHosts(specs: FleetHostSpec[], opts: FleetOptions
   mkdirSync(home, { mode: 0o700 });
   const gate = join(dir, 'gate.sh');
   await writeFile(gate, GATE_SCRIPT, { mode: 0o755 });
+  const balenaOsRelease = join(dir, 'balena-os-release');
+  await writeFile(balenaOsRelease, BALENA_OS_RELEASE, { mode: 0o644 });
 
   const image = join(dir, 'balena.img');
   const disk = Buffer.alloc(1024 * 1024);
@@ -158,7 +180,7 @@ export async function startFleetHosts(specs: FleetHostSpec[], opts: FleetOptions
             pid: null,
           };
         }
-        const gated = kind === 'probe-fails' || (spec.slowMs ?? 0) > 0;
+        const gated = kind === 'probe-fails' || (spec.slowMs ?? 0) > 0 || spec.balenaOS === true;
         const config = [
           ...(spec.extraConfig ?? []),
           'ListenAddress 127.0.0.1',
@@ -175,7 +197,8 @@ export async function startFleetHosts(specs: FleetHostSpec[], opts: FleetOptions
           ...((opts.home ?? 'clean') === 'clean' ? [`SetEnv HOME=${home}`] : []),
           ...(gated
             ? [
-                `ForceCommand ${gate} ${((spec.slowMs ?? 0) / 1000).toFixed(3)} ${kind === 'probe-fails' ? 'refuse-probe' : 'pass'}`,
+                `ForceCommand ${gate} ${((spec.slowMs ?? 0) / 1000).toFixed(3)} ` +
+                  `${kind === 'probe-fails' ? 'refuse-probe' : 'pass'} ${spec.balenaOS ? balenaOsRelease : '-'}`,
               ]
             : []),
         ];

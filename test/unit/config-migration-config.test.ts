@@ -19,6 +19,7 @@ describe('loadMigrationConfig', () => {
       image: `${dir}/files/balena.img.gz`,
       configJson: `${dir}/files/config.json`,
       workDir: '/data/balena-migrate',
+      allowDeviceTypeMismatch: false,
       stage2: {
         kernel: `${dir}/files/vmlinuz`,
         failMode: 'rescue-shell',
@@ -66,7 +67,14 @@ describe('defaultMigrationConfig', () => {
       image: undefined,
       configJson: undefined,
       workDir: '/var/tmp/balena-migrate',
-      stage2: { kernel: 'host', failMode: 'reboot', busybox: '/bin/busybox', ramMarginMiB: 64, pretend: false },
+      allowDeviceTypeMismatch: false,
+      stage2: {
+        kernel: 'host',
+        failMode: 'reboot',
+        busybox: '/bin/busybox',
+        ramMarginMiB: 64,
+        pretend: false,
+      },
       network: { wifi: 'all', requireNetwork: true, extraFiles: [] },
       ssh: {
         knownHostsFile: join(homedir(), '.ssh/known_hosts'),
@@ -145,7 +153,12 @@ describe('a bad migration config', () => {
       16,
       `${dir}/files/broken.nmconnection is not a usable NetworkManager keyfile: [wifi] has no ssid; [wifi-security] has no psk`,
     ],
-    ['log-device-path.yml', 2, 14, 'stage2.logDevice must be LABEL=..., UUID=... or PARTUUID=... (got "/dev/sdb1")'],
+    [
+      'log-device-path.yml',
+      2,
+      14,
+      'stage2.logDevice must be LABEL=..., UUID=... or PARTUUID=... (got "/dev/sdb1")',
+    ],
     [
       'config-json-broken.yml',
       4,

@@ -12,9 +12,9 @@ const facts = (name: string): Facts =>
 
 describe('chooseDevice', () => {
   it('makes an x86_64 BIOS host a genericx86-64-ext booted through GRUB', () => {
-    expect(chooseDevice(facts('debian-bookworm-bios-virtio'))).toEqual({
+    expect(chooseDevice(facts('debian-bookworm-bios-virtio'))).toMatchObject({
       ok: true,
-      device: { ruleId: 'x86_64-grub', deviceType: 'genericx86-64-ext', bootManager: 'grub' },
+      device: { ruleId: 'x86_64-pc', deviceType: 'genericx86-64-ext', bootManager: 'grub' },
     });
   });
 
@@ -23,15 +23,27 @@ describe('chooseDevice', () => {
     expect(choice.ok && choice.device.deviceType).toBe('genericx86-64-ext');
   });
 
-  it('refuses a Raspberry Pi for now, naming what it is and what is supported', () => {
-    expect(chooseDevice(facts('raspberry-pi-4-bookworm'))).toEqual({
-      ok: false,
-      reasons: [
-        'no supported device type for this host, aarch64 with devicetree firmware (Raspberry Pi 4 Model B Rev 1.4): ' +
-          'supported so far are x86_64 PCs with BIOS or UEFI firmware booting through GRUB (genericx86-64-ext); ' +
-          'leave this host out of the run until its platform is supported',
-      ],
+  it('makes a Raspberry Pi 4 a raspberrypi4-64 booted by the Raspberry Pi firmware', () => {
+    expect(chooseDevice(facts('raspberry-pi-4-bookworm'))).toMatchObject({
+      ok: true,
+      device: { ruleId: 'rpi4', deviceType: 'raspberrypi4-64', bootManager: 'rpi' },
     });
+  });
+
+  it('refuses a board it does not know, naming what it is and what is supported', () => {
+    const f = facts('raspberry-pi-4-bookworm');
+    f.arch = 'riscv64';
+    f.hardware = {
+      ...f.hardware,
+      dtModel: 'SiFive HiFive Unmatched A00',
+      dtCompatible: ['sifive,hifive-unmatched-a00'],
+      cpuModel: null,
+    };
+    const choice = chooseDevice(f);
+    expect(choice.ok).toBe(false);
+    expect(!choice.ok && choice.reasons[0]).toMatch(
+      /^no supported device type for this host, riscv64 with devicetree firmware \(SiFive HiFive Unmatched A00\), compatible sifive,hifive-unmatched-a00: supported are Raspberry Pi 1 .*; leave this host out of the run until its platform is supported$/,
+    );
   });
 
   it('refuses a host that already runs balenaOS', () => {
@@ -44,18 +56,27 @@ describe('chooseDevice', () => {
   });
 
   it('takes a new platform as one more row of the table', () => {
-    const pi4: DeviceRule = {
-      id: 'raspberrypi4-64',
-      description: 'Raspberry Pi 4 on a 64-bit OS',
-      arch: ['aarch64'],
-      firmware: ['devicetree'],
-      matches: (f) => f.hardware.dtCompatible.includes('raspberrypi,4-model-b'),
-      deviceType: 'raspberrypi4-64',
-      bootManager: 'rpi',
+    const board: DeviceRule = {
+      id: 'visionfive2',
+      name: 'StarFive VisionFive 2',
+      family: 'beaglebone',
+      compatible: ['starfive,visionfive-2-v1.3b'],
+      arch: ['riscv64'],
+      deviceType: 'starfive-visionfive2',
+      alternatives: [],
+      bootManager: 'uboot',
     };
-    expect(chooseDevice(facts('raspberry-pi-4-bookworm'), [...DEVICE_RULES, pi4])).toEqual({
+    const f = facts('raspberry-pi-4-bookworm');
+    f.arch = 'riscv64';
+    f.hardware = {
+      ...f.hardware,
+      dtModel: null,
+      cpuRevision: null,
+      dtCompatible: ['starfive,visionfive-2-v1.3b', 'starfive,jh7110'],
+    };
+    expect(chooseDevice(f, [...DEVICE_RULES, board])).toMatchObject({
       ok: true,
-      device: { ruleId: 'raspberrypi4-64', deviceType: 'raspberrypi4-64', bootManager: 'rpi' },
+      device: { ruleId: 'visionfive2', deviceType: 'starfive-visionfive2', bootManager: 'uboot' },
     });
   });
 });
@@ -92,8 +113,28 @@ describe('planMigration', () => {
   });
 
   it('refuses with the device reason before any boot manager looks at the host', () => {
-    const r = planMigration(input(facts('raspberry-pi-4-bookworm')));
+    const f = facts('raspberry-pi-4-bookworm');
+    f.arch = 'riscv64';
+    f.hardware = {
+      ...f.hardware,
+      dtModel: null,
+      cpuRevision: null,
+      dtCompatible: ['sifive,hifive-unmatched-a00'],
+    };
+    const r = planMigration(input(f));
     expect(r.ok).toBe(false);
     expect(!r.ok && r.reasons).toHaveLength(1);
+  });
+
+  it('refuses Secure Boot on any platform, before the boot manager plans', () => {
+    const f = facts('debian-bookworm-bios-virtio');
+    f.firmware = { type: 'uefi', secureBoot: true };
+    expect(planMigration(input(f))).toEqual({
+      ok: false,
+      reasons: [
+        'Secure Boot is enabled: the stage2 kernel and initramfs are not signed for it and would not boot; ' +
+          'disable Secure Boot in the firmware setup, then run check again',
+      ],
+    });
   });
 });

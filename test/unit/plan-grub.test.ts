@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import type { Facts } from '../../orchestrator/facts/facts.ts';
 import { parseFacts } from '../../orchestrator/facts/parse.ts';
 import type { Plan, PlanInput } from '../../orchestrator/plan/plan.ts';
-import { GRUB_D_SCRIPT, planGrubBoot } from '../../orchestrator/platform/grub.ts';
+import { GRUB_D_SCRIPT, planGrubBoot, stage2Consoles } from '../../orchestrator/platform/grub.ts';
 import { parseStage2Config } from '../../stage2/build/stage2-config.ts';
 
 const FACTS = join(import.meta.dirname, '../fixtures/facts');
@@ -105,7 +105,7 @@ describe('planGrubBoot golden plans', () => {
         '\tinsmod part_msdos',
         '\tinsmod ext2',
         '\tsearch --no-floppy --fs-uuid --set=root 8c0f3a52-7f3e-4c4b-9a8e-2f1d6b5e4a37',
-        '\tlinux /boot/balena-migrate/vmlinuz root=UUID=8c0f3a52-7f3e-4c4b-9a8e-2f1d6b5e4a37 console=ttyS0,115200 console=tty0 panic=10',
+        '\tlinux /boot/balena-migrate/vmlinuz root=UUID=8c0f3a52-7f3e-4c4b-9a8e-2f1d6b5e4a37 console=tty0 panic=10',
         '\tinitrd /boot/balena-migrate/stage2-initramfs.gz',
         '}',
         'BALENA_MIGRATE_EOF',
@@ -121,7 +121,7 @@ describe('planGrubBoot golden plans', () => {
       '\tsearch --no-floppy --fs-uuid --set=root 6f1e8d2c-4a7b-4c3e-9f5d-0b2a8c6e1d47\n',
     );
     expect(script).toContain(
-      '\tlinux /balena-migrate/vmlinuz root=UUID=6f1e8d2c-4a7b-4c3e-9f5d-0b2a8c6e1d47 console=ttyS0,115200 console=tty0 panic=10\n',
+      '\tlinux /balena-migrate/vmlinuz root=UUID=6f1e8d2c-4a7b-4c3e-9f5d-0b2a8c6e1d47 console=tty0 panic=10\n',
     );
     expect(script).toContain('\tinitrd /balena-migrate/stage2-initramfs.gz\n');
   });
@@ -502,5 +502,21 @@ describe('planGrubBoot output against the real GRUB tools on this machine', () =
     const cfgArgv = [...cfgCheck.argv.slice(0, -1), cfg];
     expect(spawnSync(cfgArgv[0]!, cfgArgv.slice(1)).status).toBe(0);
     rmSync(dir, { recursive: true });
+  });
+});
+
+describe('stage2Consoles', () => {
+  it("boots stage2 on the consoles the host's own kernel uses", () => {
+    expect(
+      stage2Consoles('BOOT_IMAGE=/vmlinuz root=UUID=x ro console=tty0 console=ttyS0,115200n8 quiet'),
+    ).toEqual(['console=tty0', 'console=ttyS0,115200n8']);
+  });
+
+  it('falls back to the screen when the host names no console', () => {
+    expect(stage2Consoles('BOOT_IMAGE=/vmlinuz root=UUID=x ro quiet')).toEqual(['console=tty0']);
+  });
+
+  it('drops console arguments with characters that do not belong on a kernel command line', () => {
+    expect(stage2Consoles('console=ttyS0;reboot console=tty0 console=$(x)')).toEqual(['console=tty0']);
   });
 });

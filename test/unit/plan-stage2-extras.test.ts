@@ -5,6 +5,7 @@ import type { Facts } from '../../orchestrator/facts/facts.ts';
 import { parseFacts } from '../../orchestrator/facts/parse.ts';
 import type { NetworkPlan } from '../../orchestrator/network/plan-network.ts';
 import { wantedModules } from '../../orchestrator/phases/payload.ts';
+import { printablePlan } from '../../orchestrator/phases/run-host.ts';
 import type { Plan, PlanInput } from '../../orchestrator/plan/plan.ts';
 import { planGrubBoot } from '../../orchestrator/platform/grub.ts';
 import { watchdogToKick } from '../../orchestrator/platform/stage2-common.ts';
@@ -136,6 +137,18 @@ describe('the stage2 config beyond the disk', () => {
     });
     expect(p.ram.neededBytes).toBe(plan(input()).ram.neededBytes + 21 + 21);
     expect(p.notes).toContain('network: bm-net-01-home.nmconnection: Wi-Fi home');
+  });
+
+  it("keeps the network files' content out of the plan a report shows: sizes and hashes only", () => {
+    const secret = { ...network.files[0]!, data: Buffer.from('[wifi-security]\npsk=do-not-print-me\n') };
+    const p = plan(
+      input((i) => {
+        i.network = { ...network, files: [secret] };
+      }),
+    );
+    const shown = JSON.stringify(printablePlan(p));
+    expect(shown).not.toContain('do-not-print-me');
+    expect(shown).toContain(`"sizeBytes":${secret.data.length}`);
   });
 
   it('refuses with the network verdict when balenaOS would not reach the network', () => {

@@ -96,6 +96,17 @@ describe('migrating a Debian VM with GRUB', () => {
     // Secrets stay out of everything the run wrote and printed.
     const everything = execFileSync('sh', ['-c', `cat ${runDir}/*.* ${runDir}/hosts/*/*`]).toString();
     expect(everything + result.stdout + result.stderr + log).not.toContain(SECRET_API_KEY);
+
+    // Running the same command again touches nothing: the host is recognised as migrated.
+    const again = await runCli(['run', ...s.cliArgs('root'), '--runs-dir', join(s.dir, 'runs-again')]);
+    expect(again.code, again.stderr).toBe(0);
+    const againDir = await onlyRunDir(join(s.dir, 'runs-again'));
+    const [againHost] = await readdir(join(againDir, 'hosts'));
+    const second = JSON.parse(
+      readFileSync(join(againDir, 'hosts', againHost!, 'report.json'), 'utf8'),
+    ) as HostReport;
+    expect(second.outcome).toBe('migrated');
+    expect(second.bytesSent).toBe(0);
   }, 900_000);
 
   it('a stage2 that finds the image hash wrong goes back to Debian by itself and the run says reverted', async () => {

@@ -2,15 +2,24 @@
 // (through a copy-on-write overlay), a known_hosts file that pins its host key, and a
 // config.json whose os.sshKeys lets the test (and the orchestrator) into balenaOS afterwards.
 // Shared by the end-to-end tests and `npm run demo`.
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { runSettingsFrom } from '../../orchestrator/cli/targets.ts';
+import { applyConfigOverrides, defaultMigrationConfig } from '../../orchestrator/config/migration-config.ts';
+import { RunResources } from '../../orchestrator/phases/resources.ts';
+import { runHost } from '../../orchestrator/phases/run-host.ts';
+import type { HostReport } from '../../orchestrator/report/host-report.ts';
 import {
   type BalenaTestImage,
   type BaseDisk,
   ensureBalenaTestImage,
   ensureDebianBase,
   knownHostsLine,
+  type SshTarget,
+  type StartVmOptions,
+  sshRun,
   startVm,
   type Vm,
 } from './harness/index.ts';
@@ -33,13 +42,22 @@ export interface Scenario {
 /** A secret that must never show up in logs or reports (tests look for it). */
 export const SECRET_API_KEY = 'bm-test-secret-5f1d2c9a7e';
 
-export async function startScenario(name: string, opts: { memMiB?: number } = {}): Promise<Scenario> {
+export interface ScenarioOptions {
+  memMiB?: number;
+  /** another disk to boot than the base disk, with the base disk's keys (e.g. debian-uefi.ts) */
+  disk?: string;
+  /** boot it with UEFI firmware (OVMF) */
+  uefi?: StartVmOptions['uefi'];
+}
+
+export async function startScenario(name: string, opts: ScenarioOptions = {}): Promise<Scenario> {
   const base = await ensureDebianBase();
   const image = await ensureBalenaTestImage();
   const dir = await mkdtemp(join(tmpdir(), `bm-${name}-`));
   const vm = await startVm({
     name,
-    disk: base.disk,
+    disk: opts.disk ?? base.disk,
+    ...(opts.uefi ? { uefi: opts.uefi } : {}),
     memMiB: opts.memMiB ?? 1024,
     forwards: [{ guestPort: 22 }, { guestPort: image.sshPort }],
   });
@@ -89,4 +107,118 @@ export async function startScenario(name: string, opts: { memMiB?: number } = {}
       if (!process.env.BALENA_MIGRATE_KEEP_VMS) await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+const repo = join(import.meta.dirname, '..', '..');
+
+/** Runs the real CLI (bin/balena-migrate.js) in a child process, without an ssh-agent. */
+export function runCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [join(repo, 'bin/balena-migrate.js'), ...args], {
+      cwd: repo,
+      env: { ...process.env, SSH_AUTH_SOCK: '' },
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => {
+      stdout += d;
+    });
+    child.stderr.on('data', (d) => {
+      stderr += d;
+    });
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/** The report of the one host of the newest run in RUNSDIR (a `run` or `check` of one host). */
+export async function lastHostReport(runsDir: string): Promise<{ runDir: string; report: HostReport }> {
+  const runs = (await readdir(runsDir)).sort();
+  const runDir = join(runsDir, runs.at(-1)!);
+  const [host] = await readdir(join(runDir, 'hosts'));
+  const report = JSON.parse(
+    await readFile(join(runDir, 'hosts', host!, 'report.json'), 'utf8'),
+  ) as HostReport;
+  return { runDir, report };
+}
+
+/** SSH as root to the scenario's old OS (for checks the tests make themselves). */
+export function oldOsRoot(s: Scenario): SshTarget {
+  return {
+    port: s.sshPort,
+    user: 'root',
+    privateKeyPath: s.base.sshKeyPath,
+    hostPublicKey: s.base.hostPublicKey,
+  };
+}
+
+/**
+ * `balena-migrate run` for the scenario's VM through the pipeline itself (runHost), with a
+ * fault: `fault` runs as root on the host once the boot setup is applied, just before the
+ * reboot (e.g. damage the uploaded image so stage2 must refuse it).
+ */
+export async function runWithFault(
+  s: Scenario,
+  opts: { fault: string; bootManager?: 'auto' | 'grub' | 'efi'; user?: 'root' | 'migrator' },
+): Promise<{ report: HostReport; workDir: string }> {
+  const config = applyConfigOverrides(defaultMigrationConfig(s.dir), {
+    image: s.image.imgGz,
+    configJson: s.configJsonPath,
+    ssh: { knownHostsFile: s.knownHostsFile, identityFiles: [s.base.sshKeyPath], useAgent: false },
+    verify: { balenaPort: s.balenaPort, timeoutSeconds: 420 },
+    ...(opts.bootManager ? { stage2: { bootManager: opts.bootManager } } : {}),
+  });
+  const settings = runSettingsFrom(config, 'run');
+  const report = await runHost({
+    target: { name: s.vm.name, address: '127.0.0.1', port: s.sshPort, user: opts.user ?? 'migrator' },
+    settings,
+    resources: new RunResources(),
+    prompts: {},
+    ctx: {
+      wave: 1,
+      signal: new AbortController().signal,
+      phase: (name) => {
+        if (name !== 'reboot') return;
+        execFileSync('ssh', [
+          '-p',
+          String(s.sshPort),
+          '-i',
+          s.base.sshKeyPath,
+          '-o',
+          `UserKnownHostsFile=${s.knownHostsFile}`,
+          '-o',
+          'BatchMode=yes',
+          'root@127.0.0.1',
+          opts.fault,
+        ]);
+      },
+      progress: () => {},
+      log: () => {},
+      retry: () => {},
+    },
+  });
+  return { report, workDir: settings.workDir };
+}
+
+/**
+ * Hashes of everything on the old OS a migration could touch outside its work dir: the files
+ * under the given mount points (each on its own filesystem), the first MiB of the disk (MBR or
+ * GPT, a BIOS boot partition starts right after), and, on UEFI, the boot entries and BootOrder.
+ */
+export function bootFingerprint(
+  s: Scenario,
+  mounts = ['/boot', '/etc', '/usr/lib/modules'],
+): Promise<string> {
+  const volatile = ['/etc/resolv.conf', '/etc/adjtime', '/etc/machine-id'];
+  const excludes = volatile.map((p) => `! -path ${p}`).join(' ');
+  return sshRun(
+    oldOsRoot(s),
+    [
+      'set -e',
+      `find ${mounts.join(' ')} -xdev -type f ${excludes} -print0 | sort -z | xargs -0 sha256sum`,
+      'ls -1a /',
+      'echo first MiB and the BIOS boot partition; dd if=/dev/vda bs=1M count=2 2>/dev/null | sha256sum',
+      'if [ -d /sys/firmware/efi ]; then efibootmgr -v | grep -v -e "^BootCurrent:"; fi',
+    ].join('\n'),
+    120_000,
+  );
 }

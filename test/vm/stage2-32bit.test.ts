@@ -76,7 +76,9 @@ describe('stage2 on a 32-bit board', () => {
     // 4 GiB + 512 bytes: 256 whole 16 MiB records and one partial one of 512 bytes
     const out = arm('dd if=/dev/zero of=/dev/null bs=16M iflag=count_bytes count=4294967808 2>&1');
     expect(out).toMatch(/^256\+1 records in$/m);
-    const bytes = arm('dd if=/dev/zero bs=16M iflag=count_bytes count=4294967808 2>/dev/null | tail -c 1000 | wc -c');
+    const bytes = arm(
+      'dd if=/dev/zero bs=16M iflag=count_bytes count=4294967808 2>/dev/null | tail -c 1000 | wc -c',
+    );
     expect(bytes).toBe('1000');
   }, 120_000);
 });

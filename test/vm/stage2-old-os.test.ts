@@ -7,7 +7,6 @@ import {
   bootQemu,
   buildScenario,
   buildTestInitramfs,
-  bytesOf,
   checkExt4,
   dumpExt4,
   grubenvBlock,

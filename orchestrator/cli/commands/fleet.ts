@@ -96,6 +96,8 @@ export async function fleetCommand(command: 'check' | 'run', flags: CommonFlags)
   ]);
   if (!agentRun) {
     await Promise.all([...images].map((p) => resources.image(p)));
+    // and which device type each image is for (its device-type.json), checked per host later
+    await Promise.all([...images].map((p) => resources.imageDeviceType(p)));
     await Promise.all([...configs].map((p) => resources.configJson(p)));
   }
 

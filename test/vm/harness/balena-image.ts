@@ -37,6 +37,19 @@ const USERLAND_PROGRAMS = [
 ];
 const BUSYBOX = '/bin/busybox';
 const SYSLINUX_MBR = '/usr/lib/syslinux/mbr/mbr.bin';
+/** GRUB's x86_64-efi modules (grub-efi-amd64-bin): the image's UEFI boot loader is built from them. */
+const GRUB_EFI_MODULES_DIR = '/usr/lib/grub/x86_64-efi';
+const GRUB_EFI_PRELOAD = [
+  'part_msdos',
+  'fat',
+  'search',
+  'search_label',
+  'linux',
+  'normal',
+  'serial',
+  'terminal',
+  'echo',
+];
 
 interface PartitionSpec {
   label: string;
@@ -181,6 +194,8 @@ async function buildBalenaImage(
     'gzip',
     'dropbearkey',
     'ldd',
+    'grub-mkstandalone',
+    'mmd',
   ]);
   for (const file of [BUSYBOX, SYSLINUX_MBR, ...USERLAND_PROGRAMS.map((p) => p.from)]) {
     if (!existsSync(file)) {
@@ -220,6 +235,7 @@ async function buildBalenaImage(
       await mcopy(fsImage, 0, kernelPath, 'vmlinuz', log);
       await mcopy(fsImage, 0, initrd, 'initrd.img', log);
       await mcopy(fsImage, 0, join(filesDir, 'boot/syslinux.cfg'), 'syslinux.cfg', log);
+      await installEfiBootLoader(fsImage, out, log);
     } else {
       const contents = part.label === 'resin-rootA' ? ['-d', rootfs] : [];
       await run('mkfs.ext4', ['-q', '-F', '-L', part.label, ...contents, fsImage], { log });
@@ -279,6 +295,34 @@ async function checkPartitionTable(img: string, expected: BalenaPartition[], log
     if (!found || found.size * 512 !== part.sizeBytes)
       throw new Error(`partition ${part.number} (${part.label}) is not where planned`);
   }
+}
+
+// UEFI: a standalone GRUB (its grub.cfg inside) as \EFI\BOOT\BOOTX64.EFI on resin-boot, the
+// removable path firmware boots when it has no entry of its own for the disk.
+async function installEfiBootLoader(fsImage: string, out: string, log: string): Promise<void> {
+  if (!existsSync(GRUB_EFI_MODULES_DIR)) {
+    throw new Error(`${GRUB_EFI_MODULES_DIR} is missing (apt package grub-efi-amd64-bin)`);
+  }
+  const efi = join(out, 'BOOTX64.EFI');
+  await run(
+    'grub-mkstandalone',
+    [
+      '--format=x86_64-efi',
+      `--directory=${GRUB_EFI_MODULES_DIR}`,
+      `--output=${efi}`,
+      `--modules=${GRUB_EFI_PRELOAD.join(' ')}`,
+      `--install-modules=${GRUB_EFI_PRELOAD.join(' ')}`,
+      '--locales=',
+      '--themes=',
+      '--fonts=',
+      `boot/grub/grub.cfg=${join(filesDir, 'boot/grub-efi.cfg')}`,
+    ],
+    { log },
+  );
+  const env = { ...process.env, MTOOLS_SKIP_CHECK: '1' };
+  await run('mmd', ['-i', fsImage, '::/EFI', '::/EFI/BOOT'], { log, env });
+  await mcopy(fsImage, 0, efi, 'EFI/BOOT/BOOTX64.EFI', log);
+  await rm(efi);
 }
 
 // Copies a host file into a FAT file system image (at byte `offset` of `image`) with mtools.

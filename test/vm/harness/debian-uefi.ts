@@ -47,7 +47,13 @@ const GPT_TYPE = {
   linux: '0FC63DAF-8483-4772-8E79-3D69D8477DE4',
 } as const;
 /** What a Debian UEFI install has on top of the base tree (grub-pc-bin stays for BIOS). */
-const EXTRA_PACKAGES = ['grub-efi-amd64', 'grub-efi-amd64-signed', 'shim-signed', 'efibootmgr', 'grub-pc-bin'];
+const EXTRA_PACKAGES = [
+  'grub-efi-amd64',
+  'grub-efi-amd64-signed',
+  'shim-signed',
+  'efibootmgr',
+  'grub-pc-bin',
+];
 
 export interface UefiDisk {
   /** qcow2 image; use it as a backing file only (startVm makes an overlay). */
@@ -174,9 +180,13 @@ async function buildUefiDisk(out: string, base: BaseDisk): Promise<UefiManifest>
       ].join('\n'),
     });
     const place = async (file: string, startMiB: number) => {
-      await run('dd', [`if=${file}`, `of=${raw}`, 'bs=1M', `seek=${startMiB}`, 'conv=notrunc,sparse', 'status=none'], {
-        log,
-      });
+      await run(
+        'dd',
+        [`if=${file}`, `of=${raw}`, 'bs=1M', `seek=${startMiB}`, 'conv=notrunc,sparse', 'status=none'],
+        {
+          log,
+        },
+      );
       await rm(file);
     };
     const esp = join(out, 'esp.vfat');
@@ -185,12 +195,16 @@ async function buildUefiDisk(out: string, base: BaseDisk): Promise<UefiManifest>
     await place(esp, LAYOUT.esp.startMiB);
     const bootFs = join(out, 'boot.ext4');
     await run('truncate', ['-s', `${LAYOUT.boot.sizeMiB}M`, bootFs], { log });
-    await run('mkfs.ext4', ['-q', '-F', '-L', UEFI_BOOT_LABEL, '-U', bootUuid, '-d', bootTree, bootFs], { log });
+    await run('mkfs.ext4', ['-q', '-F', '-L', UEFI_BOOT_LABEL, '-U', bootUuid, '-d', bootTree, bootFs], {
+      log,
+    });
     await rm(bootTree, { recursive: true, force: true });
     await place(bootFs, LAYOUT.boot.startMiB);
     const rootFs = join(out, 'root.ext4');
     await run('truncate', ['-s', `${DISK_SIZE_MIB - LAYOUT.root.startMiB - 1}M`, rootFs], { log });
-    await run('mkfs.ext4', ['-q', '-F', '-L', UEFI_ROOT_LABEL, '-U', rootUuid, '-d', rootfs, rootFs], { log });
+    await run('mkfs.ext4', ['-q', '-F', '-L', UEFI_ROOT_LABEL, '-U', rootUuid, '-d', rootfs, rootFs], {
+      log,
+    });
     await rm(rootfs, { recursive: true, force: true });
     await place(rootFs, LAYOUT.root.startMiB);
 

@@ -1,0 +1,178 @@
+// End to end on Debian VMs booted by UEFI firmware (OVMF under QEMU TCG) from the GPT disk of
+// harness/debian-uefi.ts, with real reboots:
+//   - GRUB on UEFI (shim + signed GRUB; grubenv in /boot/grub on its own /boot partition, which
+//     is where Debian's grub-efi reads it): grub-reboot's one-shot, stage2 restoring grubenv;
+//   - a one-shot UEFI boot entry without GRUB (platform/efi.ts): efibootmgr, BootNext;
+// each first sent back to Debian by a stage2 failure, then taken to the balenaOS-shaped image
+// on the same VM (which the firmware then boots from the image's removable path); and Secure
+// Boot on OVMF's secure-boot firmware, refused by `check` before anything changes.
+// The scenarios run one after the other in this file: two TCG VMs at once would overload the
+// two cores these tests are meant for.
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ensureDebianUefiDisk, OVMF, type UefiDisk } from './harness/debian-uefi.ts';
+import { sshRun } from './harness/index.ts';
+import {
+  bootFingerprint,
+  lastHostReport,
+  oldOsRoot,
+  runCli,
+  runWithFault,
+  type Scenario,
+  SECRET_API_KEY,
+  startScenario,
+} from './scenario.ts';
+
+const scenarios: Scenario[] = [];
+let disk: UefiDisk;
+/** What a migration could touch on this disk: /boot, the ESP, /etc, the modules. */
+const MOUNTS = ['/boot', '/boot/efi', '/etc', '/usr/lib/modules'];
+
+beforeAll(async () => {
+  disk = await ensureDebianUefiDisk();
+}, 900_000);
+
+afterAll(async () => {
+  for (const s of scenarios) await s.cleanup();
+});
+
+async function bootUefiVm(name: string): Promise<Scenario> {
+  const s = await startScenario(name, {
+    disk: disk.disk,
+    uefi: { code: OVMF.code, vars: disk.varsTemplate },
+  });
+  scenarios.push(s);
+  await s.vm.waitForTcpBanner(22, 300_000);
+  return s;
+}
+
+const seconds = (t0: number) => ((Date.now() - t0) / 1000).toFixed(1);
+
+/** `run` through the real CLI; the VM must end on balenaOS with our config.json and the stage2 log. */
+async function migrateWithCli(s: Scenario, extra: string[]): Promise<string> {
+  const result = await runCli(['run', ...s.cliArgs('root'), '--json', ...extra]);
+  const { runDir, report } = await lastHostReport(join(s.dir, 'runs'));
+  expect(report.outcome, `${result.stderr.slice(-3000)}\n${s.vm.serialTail(80)}`).toBe('migrated');
+  expect(result.code).toBe(0);
+  const balena = {
+    port: s.balenaPort,
+    user: 'root',
+    privateKeyPath: s.base.sshKeyPath,
+    hostPublicKey: s.image.hostPublicKey,
+  };
+  expect(await sshRun(balena, 'cat /etc/os-release')).toMatch(/^ID="?balena-os"?$/m);
+  expect(JSON.parse(await sshRun(balena, `cat ${s.image.bootMountPoint}/config.json`))).toEqual(s.configJson);
+  const log = await sshRun(balena, `cat ${s.image.bootMountPoint}/balena-migrate-stage2.log`);
+  expect(log).toMatch(/POINT OF NO RETURN/);
+  const everything = execFileSync('sh', ['-c', `cat ${runDir}/*.* ${runDir}/hosts/*/*`]).toString();
+  expect(everything + result.stdout + result.stderr + log).not.toContain(SECRET_API_KEY);
+  return log;
+}
+
+describe('GRUB on UEFI firmware (Debian grub-efi, grubenv on the /boot partition)', () => {
+  let s: Scenario | undefined;
+
+  it('a stage2 that finds the image damaged restores grubenv, goes back to Debian, and leaves /boot, the ESP and the boot entries as they were', async () => {
+    const t0 = Date.now();
+    s = await bootUefiVm('uefi-grub');
+    const root = oldOsRoot(s);
+    const before = await bootFingerprint(s, MOUNTS);
+    const t1 = Date.now();
+    const { report, workDir } = await runWithFault(s, {
+      bootManager: 'auto',
+      fault:
+        'printf X | dd of=/var/tmp/balena-migrate/balena-image.img.gz bs=1 seek=4096 conv=notrunc 2>/dev/null',
+    });
+    console.log(`uefi-grub: boot ${seconds(t0)} s incl. run → reverted in ${seconds(t1)} s`);
+    expect(report.outcome, `${JSON.stringify(report.error)}\n${s.vm.serialTail(80)}`).toBe('reverted');
+    expect(report.bootManager).toBe('grub');
+    expect(report.stage2Log).toMatch(/sha256/i);
+    expect(report.stage2Log).toMatch(/grubenv: restored grub\/grubenv/);
+    expect(await sshRun(root, `cat ${workDir}/stage2.log`)).toMatch(/sha256/i);
+    expect(await sshRun(root, 'grub-editenv list')).not.toMatch(/next_entry=\S/);
+    expect(await sshRun(root, 'cat /sys/firmware/efi/efivars/SecureBoot-* | od -An -tu1')).toMatch(/ 0\s*$/);
+    expect(await bootFingerprint(s, MOUNTS)).toBe(before);
+  }, 900_000);
+
+  it('run then takes the same VM to balenaOS, which the firmware boots from the image', async () => {
+    if (!s) throw new Error('the VM of the previous scenario did not start');
+    const t0 = Date.now();
+    const log = await migrateWithCli(s, []);
+    console.log(`uefi-grub: run → migrated in ${seconds(t0)} s`);
+    expect(log).toMatch(/grubenv: (restored|.* already as it was)/);
+  }, 900_000);
+});
+
+describe('a one-shot UEFI boot entry instead of GRUB (efibootmgr and BootNext)', () => {
+  let s: Scenario | undefined;
+
+  it('a stage2 kernel that panics is started only once: the firmware falls back to Debian, and the entry, BootNext and the ESP files are gone again', async () => {
+    const t0 = Date.now();
+    s = await bootUefiVm('uefi-efi-entry');
+    const before = await bootFingerprint(s, MOUNTS);
+    const serialFrom = s.vm.serialOffset();
+    const t1 = Date.now();
+    // garbage over the start of the initramfs: the kernel cannot unpack it, finds no root it can
+    // mount and panics (panic=10 reboots); stage2 itself never runs and cannot clean up
+    const { report } = await runWithFault(s, {
+      bootManager: 'efi',
+      fault:
+        'dd if=/dev/urandom of=/boot/efi/EFI/balena-migrate/stage2-initramfs.gz bs=4096 count=16 conv=notrunc 2>/dev/null && sync',
+    });
+    console.log(`uefi-efi-entry: boot ${seconds(t0)} s incl. run → reverted in ${seconds(t1)} s`);
+    const after = execFileSync('sh', [
+      '-c',
+      `tail -c +${serialFrom + 1} ${s.vm.serialLogPath} | tr -d '\\r'`,
+    ]).toString('latin1');
+    expect(report.outcome, `${JSON.stringify(report.error)}\n${s.vm.serialTail(120)}`).toBe('reverted');
+    expect(report.bootManager).toBe('efi');
+    const entry = String(
+      (report.plan as { stage2Config: Record<string, string> }).stage2Config.efi_remove_entry,
+    );
+    expect(entry).toMatch(/^Boot[0-9A-F]{4}$/);
+    // the firmware started the entry exactly once, the kernel panicked, and the next boot was Debian's entry
+    const starts = after.match(/BdsDxe: starting Boot[0-9A-F]{4} "balena-migrate stage2"/g) ?? [];
+    expect(starts).toHaveLength(1);
+    expect(after).toMatch(/Kernel panic/);
+    expect(after.slice(after.indexOf('Kernel panic'))).toMatch(/BdsDxe: starting Boot0001 "debian"/);
+    // no stage2 log (it never ran), the undo removed the entry and the files; BootNext is used up
+    expect(report.stage2Log ?? '').not.toMatch(/stage2 starting/);
+    const efi = await sshRun(oldOsRoot(s), 'efibootmgr');
+    expect(efi).not.toMatch(/BootNext/);
+    expect(efi).not.toMatch(/balena-migrate/);
+    expect(await bootFingerprint(s, MOUNTS)).toBe(before);
+  }, 900_000);
+
+  it('run then takes the same VM to balenaOS, and stage2 deletes its boot entry first thing', async () => {
+    if (!s) throw new Error('the VM of the previous scenario did not start');
+    const t0 = Date.now();
+    const log = await migrateWithCli(s, ['--boot-manager', 'efi']);
+    console.log(`uefi-efi-entry: run → migrated in ${seconds(t0)} s`);
+    expect(log).toMatch(/efi: deleted the one-shot boot entry Boot[0-9A-F]{4}/);
+    expect(log).toMatch(/grubenv: nothing to restore/);
+  }, 900_000);
+});
+
+describe('Secure Boot on (OVMF secure-boot firmware with Microsoft keys, shim and signed GRUB)', () => {
+  it('check refuses the host before changing anything, naming Secure Boot', async () => {
+    const t0 = Date.now();
+    const s = await startScenario('uefi-secure-boot', {
+      disk: disk.disk,
+      uefi: { code: OVMF.codeSecureBoot, vars: OVMF.varsSecureBoot, secureBoot: true },
+    });
+    scenarios.push(s);
+    await s.vm.waitForTcpBanner(22, 400_000);
+    const t1 = Date.now();
+    const result = await runCli(['check', ...s.cliArgs('migrator'), '--json']);
+    const { report } = await lastHostReport(join(s.dir, 'runs'));
+    console.log(`uefi-secure-boot: boot ${seconds(t0)} s incl. check → refused in ${seconds(t1)} s`);
+    expect(report.outcome, `${result.stderr.slice(-3000)}\n${s.vm.serialTail(60)}`).toBe('refused');
+    expect(result.code).toBe(1);
+    expect(report.refusalReasons?.join('\n')).toMatch(/Secure Boot is enabled/);
+    const root = oldOsRoot(s);
+    expect(await sshRun(root, 'od -An -tu1 /sys/firmware/efi/efivars/SecureBoot-*')).toMatch(/ 1\s*$/);
+    // check changed nothing: no work dir, no boot entry, no GRUB entry
+    expect(await sshRun(root, 'ls /var/tmp; efibootmgr; ls /etc/grub.d')).not.toMatch(/balena-migrate/);
+  }, 900_000);
+});
