@@ -438,7 +438,10 @@ main() {
     LOC_DEV=$DEV
     LOC_FSTYPE=${7:-}
     LOC_SRC=${8:-}
-    free_kb=$(df -P -k "$lp" 2>/dev/null | awk 'NR == 2 { print $4 }')
+    free_kb=$(df -P -k "$lp" 2>/dev/null | {
+      read -r _ || exit 0
+      read -r _ _ _ avail _ && printf '%s' "$avail"
+    })
     w=1
     [ -w "$lp" ] || w=0
     case ",${6:-}," in *,ro,*) w=0 ;; esac
@@ -667,6 +670,15 @@ main() {
   # files themselves (which hold Wi-Fi keys) are read by a separate collection, never here.
   have_ip=0
   if [ -z "$R" ] && have ip >/dev/null && ip -o link show >/dev/null 2>&1; then have_ip=1; fi
+  # Every global address at once (not two ip and two awk per interface), a line each:
+  # "NAME 4 ADDR[+dynamic]" or "NAME 6 ADDR".
+  addrs=
+  if [ "$have_ip" = 1 ]; then
+    addrs=$(ip -o addr show scope global 2>/dev/null | awk '
+      { n = $2; sub(/@.*/, "", n) }
+      $3 == "inet" { a = $4; for (i = 5; i <= NF; i++) if ($i == "dynamic") a = a "+dynamic"; print n, 4, a }
+      $3 == "inet6" { print n, 6, $4 }')
+  fi
   for p in "$R"/sys/class/net/*; do
     [ -e "$p" ] || continue
     n=${p##*/}
@@ -675,8 +687,14 @@ main() {
     rdv ntype "$p/type"
     if [ -d "$p/wireless" ] || [ -e "$p/phy80211" ]; then
       kind=wifi
-    elif [ "$ntype" = 1 ] && ! grep -q '^DEVTYPE=' "$p/uevent" 2>/dev/null; then
+    elif [ "$ntype" = 1 ]; then
+      # ethernet unless uevent names a DEVTYPE (bridge, vlan, wlan...)
       kind=ethernet
+      if [ -r "$p/uevent" ]; then
+        while IFS= read -r ue || [ -n "$ue" ]; do
+          case $ue in DEVTYPE=*) kind=other ;; esac
+        done <"$p/uevent"
+      fi
     fi
     phys=0
     [ -e "$p/device" ] && phys=1
@@ -690,11 +708,15 @@ main() {
       drv=${drv##*/}
     fi
     v4='' v6=''
-    if [ "$have_ip" = 1 ]; then
-      v4=$(ip -o -4 addr show dev "$n" scope global 2>/dev/null |
-        awk '{ a = $4; for (i = 5; i <= NF; i++) if ($i == "dynamic") a = a "+dynamic"; printf "%s%s", s, a; s = " " }')
-      v6=$(ip -o -6 addr show dev "$n" scope global 2>/dev/null | awk '{ printf "%s%s", s, $4; s = " " }')
-    fi
+    while read -r an af aa; do
+      [ "$an" = "$n" ] || continue
+      case $af in
+      4) v4="${v4:+$v4 }$aa" ;;
+      6) v6="${v6:+$v6 }$aa" ;;
+      esac
+    done <<EOF
+$addrs
+EOF
     rec netif "name=$n" "kind=$kind" "mac=$mac" "up=$up" "physical=$phys" "driver=$drv" "ipv4=$v4" "ipv6=$v6"
   done
   if [ "$have_ip" = 1 ]; then

@@ -305,9 +305,10 @@ export async function runFleet<H extends { name: string }>(
   let inFlight = 0;
   const controller = new AbortController();
 
+  // Only these wait for their fsync; the others are fsync'd in the background (group commit).
   // A power cut may cost the records of safe phases (a resume redoes those hosts from the
   // start, which is what it would do anyway); never the phases that change a host, nor the
-  // outcome of a `run`. `check` changes nothing anywhere: its records need no fsync at all.
+  // outcome of a `run`. `check` changes nothing anywhere: none of its records waits.
   const mustSync = (record: JournalRecord): boolean =>
     command === 'run' &&
     (record.type === 'outcome' || (record.type === 'phase' && UNSAFE_TO_ASSUME.includes(record.phase)));

@@ -9,6 +9,7 @@ import { collectNetworkSources } from '../network/collect.ts';
 import { planNetwork } from '../network/plan-network.ts';
 import { redactSecrets } from '../network/redact.ts';
 import type { Plan } from '../plan/plan.ts';
+import { busyboxArchProblem } from '../platform/busybox-arch.ts';
 import { planMigration } from '../platform/plan-migration.ts';
 import type { HostReport } from '../report/host-report.ts';
 import { shellQuote } from '../ssh/quote.ts';
@@ -110,6 +111,9 @@ export async function runHost(job: HostJob): Promise<HostReport> {
         resources.configJson(target.configJson ?? settings.configJson),
         resources.bytes(settings.busyboxPath, 'busybox (Debian package busybox-static)'),
       ]);
+      // a busybox this host cannot run is no stage2 at all (platform/busybox-arch.ts)
+      const busyboxProblem = busyboxArchProblem(busybox, settings.busyboxPath, facts.arch);
+      if (busyboxProblem) throw new RefusalError([busyboxProblem]);
       const kernel =
         settings.kernel === 'host'
           ? ({ source: 'host' } as const)
@@ -236,7 +240,7 @@ export async function runHost(job: HostJob): Promise<HostReport> {
       }
       const why = rec.report.stage2Log
         ? 'stage2 stopped before writing and the host went back to its old OS; the stage2 log says why'
-        : 'the host came back on its old OS but stage2 left no log: stage2 may not have run (GRUB one-shot ignored?)';
+        : `the host came back on its old OS but stage2 left no log: stage2 may not have run (${plan.oneShot.mechanism} ignored?) or died before it could save one (a kernel panic reboots after 10 s)`;
       return rec.finish('reverted', {
         class: 'Stage2Reverted',
         message: why,

@@ -233,11 +233,16 @@ export function planEfiBoot(input: PlanInput): PlanResult {
   }
 
   // ---- everything else: the GRUB planner's checks, with the ESP as the boot filesystem ---------
-  const viaGrub = planGrubBoot({ ...input, facts: esp ? grubViewOfEsp(facts, esp) : facts });
+  // (without an ESP there is no boot filesystem to check: its reasons about /boot would mislead)
+  if (!esp) {
+    if (reasons.length === 0) reasons.push('internal: the EFI planner is missing facts it needs');
+    return { ok: false, reasons };
+  }
+  const viaGrub = planGrubBoot({ ...input, facts: grubViewOfEsp(facts, esp) });
   if (!viaGrub.ok) {
     for (const why of viaGrub.reasons) if (!reasons.includes(why)) reasons.push(why);
   }
-  if (reasons.length > 0 || !viaGrub.ok || !esp || !espDev || !espDisk || bootNumber === null) {
+  if (reasons.length > 0 || !viaGrub.ok || !espDev || !espDisk || bootNumber === null) {
     if (reasons.length === 0) reasons.push('internal: the EFI planner is missing facts it needs');
     return { ok: false, reasons };
   }

@@ -53,15 +53,9 @@ export function hasBootFile(facts: Facts, path: string): boolean {
   return facts.boot?.files.some((x) => x.path === path) ?? false;
 }
 
-/** Refusals about the host as a whole: Secure Boot, and the tools the transaction needs. */
+/** Refusals about the host as a whole: the tools the transaction needs (Secure Boot is planMigration's). */
 export function hostProblems(facts: Facts): string[] {
   const reasons: string[] = [];
-  if (facts.firmware.secureBoot === true) {
-    reasons.push(
-      'Secure Boot is enabled: the stage2 kernel and initramfs are not signed for it and would not boot; ' +
-        'disable Secure Boot in the firmware setup, then run check again',
-    );
-  }
   if (!facts.tools.setsid)
     reasons.push(
       'setsid is missing (util-linux): the boot setup must run detached from SSH; install util-linux',
@@ -247,7 +241,7 @@ export function sizeProblems(input: PlanInput, boot: DirLocation, bootFilesBytes
   const reasons: string[] = [];
   const { facts } = input;
   const work = facts.workDir;
-  const payloadBytes = payloadFiles(input, 'x').reduce((n, f) => n + f.sizeBytes, 0);
+  const payloadBytes = payloadFiles(input, IMAGE_NAMES.none).reduce((n, f) => n + f.sizeBytes, 0);
   const bootNeed = bootFilesBytes + BOOT_MARGIN_BYTES;
   const workNeed = payloadBytes + WORK_MARGIN_BYTES;
   if (boot.device !== null && boot.device === work.device && boot.mountpoint === work.mountpoint) {

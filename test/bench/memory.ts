@@ -18,6 +18,8 @@ export interface MemoryBenchResult {
   /** the highest VmRSS seen while sampling every 100 ms */
   sampledPeakRssMiB: number;
   rssAtStartMiB: number;
+  /** the JS heap and Buffer memory when RSS peaked (sampled every 50 ms) */
+  atPeak: { heapUsed: number; arrayBuffers: number };
   seconds: number;
   /** MB/s over all hosts together */
   aggregateMBps: number;
@@ -62,7 +64,6 @@ export async function runMemoryBench(opts: { hosts: number; sizeMiB: number; wor
     };
     log(`memory: pushing ${opts.sizeMiB} MiB to ${opts.hosts} hosts at once`);
     const env: NodeJS.ProcessEnv = { ...process.env, BENCH_UPLOAD_MANY: JSON.stringify(config) };
-    if (process.env.BM_CHILD_ENV) Object.assign(env, JSON.parse(process.env.BM_CHILD_ENV));
     delete env.SSH_AUTH_SOCK;
     const child = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'test/bench/upload-many.ts')], {
       cwd: REPO_ROOT,
@@ -91,13 +92,13 @@ export async function runMemoryBench(opts: { hosts: number; sizeMiB: number; wor
     const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
     clearInterval(sampler);
     if (code !== 0) throw new Error(`upload-many exited with ${code}: ${stderr}`);
-    process.stderr.write(`${stdout.trim()}\n`);
     const r = JSON.parse(stdout.trim().split('\n').pop() ?? '{}') as {
       hosts: number;
       bytesSent: number;
       seconds: number;
       rssAtStartKiB: number;
       peakRssKiB: number;
+      atPeakMiB: { heapUsed: number; arrayBuffers: number };
     };
     if (r.bytesSent !== opts.hosts * config.sizeBytes)
       throw new Error(`sent ${r.bytesSent} bytes, not all of them`);
@@ -107,6 +108,7 @@ export async function runMemoryBench(opts: { hosts: number; sizeMiB: number; wor
       peakRssMiB: r.peakRssKiB / 1024,
       sampledPeakRssMiB: sampledPeakKiB / 1024,
       rssAtStartMiB: r.rssAtStartKiB / 1024,
+      atPeak: r.atPeakMiB,
       seconds: r.seconds,
       aggregateMBps: r.bytesSent / 1e6 / r.seconds,
     };

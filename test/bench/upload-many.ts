@@ -30,12 +30,6 @@ const sampler = setInterval(() => {
   const m = process.memoryUsage();
   if (m.rss > atPeak.rss) atPeak = { rss: m.rss, heapUsed: m.heapUsed, arrayBuffers: m.arrayBuffers };
 }, 50);
-const tracer = process.env.BM_TRACE
-  ? setInterval(() => {
-      const m = process.memoryUsage();
-      process.stdout.write(`trace ${Math.round(m.rss / 1048576)} ${Math.round(m.heapUsed / 1048576)} ${Math.round(m.arrayBuffers / 1048576)}\n`);
-    }, 2000)
-  : undefined;
 const start = process.hrtime.bigint();
 const sessions = await Promise.all(
   config.ports.map((port) =>
@@ -73,7 +67,6 @@ const results = await Promise.all(
 );
 const seconds = Number(process.hrtime.bigint() - start) / 1e9;
 clearInterval(sampler);
-clearInterval(tracer);
 process.stdout.write(
   `${JSON.stringify({
     hosts: sessions.length,

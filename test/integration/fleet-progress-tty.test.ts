@@ -89,6 +89,6 @@ describe('the progress display on a terminal', () => {
     expect(output).toContain('12 in flight (8 not shown)');
     const screen = replayTerminal(output).filter((line) => line !== '');
     expect(screen.filter((line) => line.startsWith('✔ host-'))).toHaveLength(12);
-    expect(screen.at(-1)).toMatch(/^finished in .+: 12 migrated; /);
+    expect(screen.at(-1)).toMatch(/^finished in .+: 12 migrated$/);
   });
 });

@@ -136,13 +136,13 @@ describe('sudo with a password', () => {
     let running = true;
     const watcher = (async () => {
       while (running) {
-        seen.push(...(await allCommandLines()).filter((l) => l.includes('sleep 2')));
+        seen.push(...(await allCommandLines()).filter((l) => l.includes('sleep 5')));
         const leaked = (await allCommandLines()).filter((l) => l.includes(PASSWORD) || l.includes('Pw-7q'));
         expect(leaked).toEqual([]);
         await new Promise((r) => setTimeout(r, 50));
       }
     })();
-    const r = await s.exec('sleep 2; echo done', { sudo: true });
+    const r = await s.exec('sleep 5; echo done', { sudo: true });
     running = false;
     await watcher;
     expect(r.stdout).toBe('done\n');

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deviceTypeJson, makeBootImage } from '../fixtures/balena-boot-image.ts';
 import { SYSROOTS, sysrootFacts } from '../fixtures/sysroot-plans.ts';
+import { ensureArmhfBusybox } from '../helpers/busybox-armhf.ts';
 
 // `balena-migrate check --sysroot DIR` and `check --facts FILE`: the real CLI plans hosts it
 // never connects to, with the real image (its device type read from it) and config.json.
@@ -12,8 +13,11 @@ import { SYSROOTS, sysrootFacts } from '../fixtures/sysroot-plans.ts';
 const CLI = join(import.meta.dirname, '../../bin/balena-migrate.js');
 let dir: string;
 let image: string;
+/** the fixtures are 32-bit ARM hosts: stage2 gets Debian's armhf busybox */
+let busybox: string;
 
-beforeAll(() => {
+beforeAll(async () => {
+  busybox = await ensureArmhfBusybox();
   dir = mkdtempSync(join(tmpdir(), 'check-offline-'));
   image = makeBootImage(dir, 'balena-raspberrypi3.img', {
     deviceTypeJson: deviceTypeJson('raspberrypi3'),
@@ -22,10 +26,10 @@ beforeAll(() => {
   execFileSync('gzip', [image]);
   image = `${image}.gz`;
   writeFileSync(join(dir, 'config.json'), JSON.stringify({ deviceType: 'raspberrypi3', uuid: 'abc' }));
-});
+}, 120_000);
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-function cli(args: string[]): { status: number | null; out: string } {
+function cli(args: string[], withBusybox = busybox): { status: number | null; out: string } {
   const r = spawnSync(
     process.execPath,
     [
@@ -36,7 +40,7 @@ function cli(args: string[]): { status: number | null; out: string } {
       '--config-json',
       join(dir, 'config.json'),
       '--busybox',
-      '/bin/busybox',
+      withBusybox,
       ...args,
     ],
     { encoding: 'utf8', cwd: dir, timeout: 60_000 },
@@ -77,6 +81,14 @@ describe('check without a connection', () => {
     expect(r.out).toContain('bbb-debian11-emmc (offline:0): ready');
     expect(r.out).toContain('note: WARNING (allowDeviceTypeMismatch): the image is for raspberrypi3');
     expect(r.status).toBe(0);
+  });
+
+  it('refuses a host whose architecture the stage2 busybox is not built for', () => {
+    const r = cli(['--sysroot', join(SYSROOTS, 'rpi3bplus-raspios-bullseye')], '/bin/busybox');
+    expect(r.out).toContain(
+      '✗ the stage2 busybox /bin/busybox is built for x86_64, but this host runs armv7l',
+    );
+    expect(r.status).toBe(1);
   });
 
   it('says what is wrong with a file that is not facts, and exits 2', () => {

@@ -7,12 +7,12 @@
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureDebianUefiDisk, type UefiDisk } from './harness/debian-uefi.ts';
-import { sshRun } from './harness/index.ts';
+import { ensureDebianUefiDisk, sshRun, type UefiDisk } from './harness/index.ts';
 import {
   bootFingerprint,
   lastHostReport,
   oldOsRoot,
+  phaseTimes,
   runCli,
   runWithFault,
   type Scenario,
@@ -52,7 +52,9 @@ describe('BIOS GRUB on a GPT disk with a BIOS boot partition and /boot on its ow
       fault:
         'printf X | dd of=/var/tmp/balena-migrate/balena-image.img.gz bs=1 seek=4096 conv=notrunc 2>/dev/null',
     });
-    console.log(`grub-gpt-bios: boot ${seconds(t0)} s incl. run → reverted in ${seconds(t1)} s`);
+    console.log(
+      `grub-gpt-bios: boot ${seconds(t0)} s incl. run → reverted in ${seconds(t1)} s (${phaseTimes(report)})`,
+    );
     expect(report.outcome, `${JSON.stringify(report.error)}\n${s.vm.serialTail(80)}`).toBe('reverted');
     expect(report.bootManager).toBe('grub');
     // the plan: files at the root of the /boot partition, GRUB told so, GPT's module
@@ -73,7 +75,7 @@ describe('BIOS GRUB on a GPT disk with a BIOS boot partition and /boot on its ow
     const t0 = Date.now();
     const result = await runCli(['run', ...s.cliArgs('migrator'), '--json']);
     const { runDir, report } = await lastHostReport(join(s.dir, 'runs'));
-    console.log(`grub-gpt-bios: run → migrated in ${seconds(t0)} s`);
+    console.log(`grub-gpt-bios: run → migrated in ${seconds(t0)} s (${phaseTimes(report)})`);
     expect(report.outcome, `${result.stderr.slice(-3000)}\n${s.vm.serialTail(80)}`).toBe('migrated');
     expect(result.code).toBe(0);
     const balena = {

@@ -107,7 +107,7 @@ describe('migrating a Debian VM with GRUB', () => {
     ) as HostReport;
     expect(second.outcome).toBe('migrated');
     expect(second.bytesSent).toBe(0);
-  }, 900_000);
+  }, 1_800_000);
 
   it('a stage2 that finds the image hash wrong goes back to Debian by itself and the run says reverted', async () => {
     const s = await startScenario('e2e-revert');
@@ -125,7 +125,7 @@ describe('migrating a Debian VM with GRUB', () => {
       image: s.image.imgGz,
       configJson: s.configJsonPath,
       ssh: { knownHostsFile: s.knownHostsFile, identityFiles: [s.base.sshKeyPath], useAgent: false },
-      verify: { balenaPort: s.balenaPort, timeoutSeconds: 420 },
+      verify: { balenaPort: s.balenaPort, timeoutSeconds: 900 },
     });
     const settings = runSettingsFrom(config, 'run');
     const workDir = settings.workDir;
@@ -169,5 +169,5 @@ describe('migrating a Debian VM with GRUB', () => {
     expect(await sshRun(root, 'cat /etc/os-release')).toMatch(/^ID=debian$/m);
     expect(await sshRun(root, 'grub-editenv list')).not.toMatch(/next_entry=\S/);
     expect(await diskFingerprint(s)).toBe(before);
-  }, 900_000);
+  }, 1_800_000);
 });

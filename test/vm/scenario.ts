@@ -98,7 +98,7 @@ export async function startScenario(name: string, opts: ScenarioOptions = {}): P
       '--balena-port',
       String(balenaPort),
       '--verify-timeout',
-      '420',
+      '900',
       '--runs-dir',
       join(dir, 'runs'),
     ],
@@ -164,7 +164,7 @@ export async function runWithFault(
     image: s.image.imgGz,
     configJson: s.configJsonPath,
     ssh: { knownHostsFile: s.knownHostsFile, identityFiles: [s.base.sshKeyPath], useAgent: false },
-    verify: { balenaPort: s.balenaPort, timeoutSeconds: 420 },
+    verify: { balenaPort: s.balenaPort, timeoutSeconds: 900 },
     ...(opts.bootManager ? { stage2: { bootManager: opts.bootManager } } : {}),
   });
   const settings = runSettingsFrom(config, 'run');
@@ -221,4 +221,11 @@ export function bootFingerprint(
     ].join('\n'),
     120_000,
   );
+}
+
+/** `probe 2.1 s, plan 0.4 s, ...`: where a run's time went, for the timing lines the VM tests print. */
+export function phaseTimes(report: HostReport): string {
+  return report.phases
+    .map((p) => `${p.name} ${p.durationMs === null ? '?' : (p.durationMs / 1000).toFixed(1)} s`)
+    .join(', ');
 }

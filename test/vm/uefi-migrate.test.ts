@@ -11,12 +11,13 @@
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureDebianUefiDisk, OVMF, type UefiDisk } from './harness/debian-uefi.ts';
-import { sshRun } from './harness/index.ts';
+import type { HostReport } from '../../orchestrator/report/host-report.ts';
+import { ensureDebianUefiDisk, OVMF, sshRun, type UefiDisk } from './harness/index.ts';
 import {
   bootFingerprint,
   lastHostReport,
   oldOsRoot,
+  phaseTimes,
   runCli,
   runWithFault,
   type Scenario,
@@ -50,7 +51,7 @@ async function bootUefiVm(name: string): Promise<Scenario> {
 const seconds = (t0: number) => ((Date.now() - t0) / 1000).toFixed(1);
 
 /** `run` through the real CLI; the VM must end on balenaOS with our config.json and the stage2 log. */
-async function migrateWithCli(s: Scenario, extra: string[]): Promise<string> {
+async function migrateWithCli(s: Scenario, extra: string[]): Promise<{ log: string; report: HostReport }> {
   const result = await runCli(['run', ...s.cliArgs('root'), '--json', ...extra]);
   const { runDir, report } = await lastHostReport(join(s.dir, 'runs'));
   expect(report.outcome, `${result.stderr.slice(-3000)}\n${s.vm.serialTail(80)}`).toBe('migrated');
@@ -67,7 +68,7 @@ async function migrateWithCli(s: Scenario, extra: string[]): Promise<string> {
   expect(log).toMatch(/POINT OF NO RETURN/);
   const everything = execFileSync('sh', ['-c', `cat ${runDir}/*.* ${runDir}/hosts/*/*`]).toString();
   expect(everything + result.stdout + result.stderr + log).not.toContain(SECRET_API_KEY);
-  return log;
+  return { log, report };
 }
 
 describe('GRUB on UEFI firmware (Debian grub-efi, grubenv on the /boot partition)', () => {
@@ -84,7 +85,9 @@ describe('GRUB on UEFI firmware (Debian grub-efi, grubenv on the /boot partition
       fault:
         'printf X | dd of=/var/tmp/balena-migrate/balena-image.img.gz bs=1 seek=4096 conv=notrunc 2>/dev/null',
     });
-    console.log(`uefi-grub: boot ${seconds(t0)} s incl. run → reverted in ${seconds(t1)} s`);
+    console.log(
+      `uefi-grub: boot ${seconds(t0)} s incl. run → reverted in ${seconds(t1)} s (${phaseTimes(report)})`,
+    );
     expect(report.outcome, `${JSON.stringify(report.error)}\n${s.vm.serialTail(80)}`).toBe('reverted');
     expect(report.bootManager).toBe('grub');
     expect(report.stage2Log).toMatch(/sha256/i);
@@ -98,8 +101,8 @@ describe('GRUB on UEFI firmware (Debian grub-efi, grubenv on the /boot partition
   it('run then takes the same VM to balenaOS, which the firmware boots from the image', async () => {
     if (!s) throw new Error('the VM of the previous scenario did not start');
     const t0 = Date.now();
-    const log = await migrateWithCli(s, []);
-    console.log(`uefi-grub: run → migrated in ${seconds(t0)} s`);
+    const { log, report } = await migrateWithCli(s, []);
+    console.log(`uefi-grub: run → migrated in ${seconds(t0)} s (${phaseTimes(report)})`);
     expect(log).toMatch(/grubenv: (restored|.* already as it was)/);
   }, 900_000);
 });
@@ -120,7 +123,9 @@ describe('a one-shot UEFI boot entry instead of GRUB (efibootmgr and BootNext)',
       fault:
         'dd if=/dev/urandom of=/boot/efi/EFI/balena-migrate/stage2-initramfs.gz bs=4096 count=16 conv=notrunc 2>/dev/null && sync',
     });
-    console.log(`uefi-efi-entry: boot ${seconds(t0)} s incl. run → reverted in ${seconds(t1)} s`);
+    console.log(
+      `uefi-efi-entry: boot ${seconds(t0)} s incl. run → reverted in ${seconds(t1)} s (${phaseTimes(report)})`,
+    );
     const after = execFileSync('sh', [
       '-c',
       `tail -c +${serialFrom + 1} ${s.vm.serialLogPath} | tr -d '\\r'`,
@@ -138,6 +143,7 @@ describe('a one-shot UEFI boot entry instead of GRUB (efibootmgr and BootNext)',
     expect(after.slice(after.indexOf('Kernel panic'))).toMatch(/BdsDxe: starting Boot0001 "debian"/);
     // no stage2 log (it never ran), the undo removed the entry and the files; BootNext is used up
     expect(report.stage2Log ?? '').not.toMatch(/stage2 starting/);
+    expect(report.error?.message).toMatch(/stage2 left no log: .*efi-bootnext/);
     const efi = await sshRun(oldOsRoot(s), 'efibootmgr');
     expect(efi).not.toMatch(/BootNext/);
     expect(efi).not.toMatch(/balena-migrate/);
@@ -147,8 +153,8 @@ describe('a one-shot UEFI boot entry instead of GRUB (efibootmgr and BootNext)',
   it('run then takes the same VM to balenaOS, and stage2 deletes its boot entry first thing', async () => {
     if (!s) throw new Error('the VM of the previous scenario did not start');
     const t0 = Date.now();
-    const log = await migrateWithCli(s, ['--boot-manager', 'efi']);
-    console.log(`uefi-efi-entry: run → migrated in ${seconds(t0)} s`);
+    const { log, report } = await migrateWithCli(s, ['--boot-manager', 'efi']);
+    console.log(`uefi-efi-entry: run → migrated in ${seconds(t0)} s (${phaseTimes(report)})`);
     expect(log).toMatch(/efi: deleted the one-shot boot entry Boot[0-9A-F]{4}/);
     expect(log).toMatch(/grubenv: nothing to restore/);
   }, 900_000);
@@ -166,7 +172,9 @@ describe('Secure Boot on (OVMF secure-boot firmware with Microsoft keys, shim an
     const t1 = Date.now();
     const result = await runCli(['check', ...s.cliArgs('migrator'), '--json']);
     const { report } = await lastHostReport(join(s.dir, 'runs'));
-    console.log(`uefi-secure-boot: boot ${seconds(t0)} s incl. check → refused in ${seconds(t1)} s`);
+    console.log(
+      `uefi-secure-boot: boot ${seconds(t0)} s incl. check → refused in ${seconds(t1)} s (${phaseTimes(report)})`,
+    );
     expect(report.outcome, `${result.stderr.slice(-3000)}\n${s.vm.serialTail(60)}`).toBe('refused');
     expect(result.code).toBe(1);
     expect(report.refusalReasons?.join('\n')).toMatch(/Secure Boot is enabled/);

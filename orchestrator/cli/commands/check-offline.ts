@@ -26,6 +26,7 @@ import { wantedModules } from '../../phases/payload.ts';
 import { RunResources } from '../../phases/resources.ts';
 import { printablePlan } from '../../phases/run-host.ts';
 import type { PlanResult } from '../../plan/plan.ts';
+import { busyboxArchProblem } from '../../platform/busybox-arch.ts';
 import { planMigration } from '../../platform/plan-migration.ts';
 import type { HostReport } from '../../report/host-report.ts';
 import { renderPlanText } from '../../report/plan-text.ts';
@@ -103,6 +104,8 @@ export async function planOffline(
     'offline: planned from saved facts, without a connection; the network carry-over is not planned',
   ];
   const busybox = await resources.bytes(settings.busyboxPath, 'busybox (Debian package busybox-static)');
+  const busyboxProblem = busyboxArchProblem(busybox, settings.busyboxPath, host.facts.arch);
+  if (busyboxProblem) return { result: { ok: false, reasons: [busyboxProblem] }, notes };
   let modules: { relPath: string; data: Buffer }[] = [];
   if (host.modulesDir && existsSync(join(host.modulesDir, 'modules.dep'))) {
     const read = await readModulesFromDir(host.modulesDir, wantedModules(host.facts));

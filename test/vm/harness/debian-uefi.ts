@@ -307,6 +307,9 @@ async function installBootLoaders(raw: string, out: string, base: BaseDisk, log:
         'findmnt /boot/efi && findmnt /boot && test -d /sys/firmware/efi/efivars',
         'grub-install --target=x86_64-efi --efi-directory=/boot/efi --bootloader-id=debian --force-extra-removable 2>&1',
         'grub-install --target=i386-pc /dev/vda 2>&1',
+        // the same grub.cfg whichever firmware boots the disk (update-grub adds a "UEFI Firmware
+        // Settings" entry only when it runs on UEFI), so an undo's update-grub changes nothing
+        'chmod -x /etc/grub.d/30_uefi-firmware',
         'update-grub 2>&1',
         'ls -lR /boot/efi',
         'efibootmgr -v',

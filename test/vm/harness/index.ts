@@ -14,6 +14,7 @@ export {
 } from './balena-image.ts';
 export { pruneVmCache, vmCacheDir } from './cache.ts';
 export { type BaseDisk, DEBIAN_ROOT_LABEL, debianBaseKey, ensureDebianBase } from './debian-base.ts';
+export { debianUefiKey, ensureDebianUefiDisk, OVMF, type UefiDisk } from './debian-uefi.ts';
 export { knownHostsLine, type SshExecResult, type SshTarget, sshExec, sshRun, waitForSsh } from './ssh.ts';
 export {
   createOverlay,
