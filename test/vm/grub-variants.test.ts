@@ -22,7 +22,7 @@ import {
 
 const scenarios: Scenario[] = [];
 let disk: UefiDisk;
-const MOUNTS = ['/boot', '/boot/efi', '/etc', '/usr/lib/modules'];
+const MOUNTS = ['/boot', '/boot/efi', '/etc'];
 
 beforeAll(async () => {
   disk = await ensureDebianUefiDisk();
