@@ -154,7 +154,8 @@ export function oldOsRoot(s: Scenario): SshTarget {
 /**
  * `balena-migrate run` for the scenario's VM through the pipeline itself (runHost), with a
  * fault: `fault` runs as root on the host once the boot setup is applied, just before the
- * reboot (e.g. damage the uploaded image so stage2 must refuse it).
+ * reboot (e.g. damage the uploaded image so stage2 must refuse it). With
+ * BALENA_MIGRATE_VM_TRACE=1 the pipeline's progress, log and retry events go to stderr, timed.
  */
 export async function runWithFault(
   s: Scenario,
@@ -191,9 +192,16 @@ export async function runWithFault(
           opts.fault,
         ]);
       },
-      progress: () => {},
-      log: () => {},
-      retry: () => {},
+      progress: (done, total, label) => {
+        if (process.env.BALENA_MIGRATE_VM_TRACE)
+          console.error(`${new Date().toISOString()} ${done}/${total} ${label ?? ''}`);
+      },
+      log: (m) => {
+        if (process.env.BALENA_MIGRATE_VM_TRACE) console.error(`${new Date().toISOString()} log ${m}`);
+      },
+      retry: (m) => {
+        if (process.env.BALENA_MIGRATE_VM_TRACE) console.error(`${new Date().toISOString()} retry ${m}`);
+      },
     },
   });
   return { report, workDir: settings.workDir };
