@@ -24,7 +24,8 @@ if command -v base64 >/dev/null 2>&1; then ENC=base64; else ENC=hex; fi
 dump() {
   [ -f "$1" ] && [ -r "$1" ] || return 0
   case $1 in *"$TAB"* | *"$NL"*) return 0 ;; esac
-  size=$(wc -c <"$1" | tr -d ' ')
+  size=$(wc -c <"$1")
+  size=${size##* } # busybox pads it with spaces
   if [ "${size:-0}" -gt "$MAX_BYTES" ]; then
     printf 'skipped\t%s\tlarger than %s bytes\n' "$1" "$MAX_BYTES"
     return 0

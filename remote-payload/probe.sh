@@ -114,6 +114,21 @@ first_of() {
   return 1
 }
 
+# realdir PATH: REAL set to the canonical directory PATH leads to (empty: none), without a
+# fork: `cd -P` resolves it, and the shell's directory is restored.
+realdir() {
+  REAL=
+  realdir_here=$PWD
+  if cd -P "$1" 2>/dev/null; then REAL=$PWD; fi
+  cd "$realdir_here" 2>/dev/null || cd /
+}
+
+# modname LINK: MOD set to the name of the kernel module a sysfs `driver/module` link points to.
+modname() {
+  realdir "$1"
+  MOD=${REAL##*/}
+}
+
 # flag CONDITION...: FLAG set to 1 when the test command succeeds, else 0.
 flag() {
   if "$@" >/dev/null 2>&1; then FLAG=1; else FLAG=0; fi
@@ -125,6 +140,7 @@ main() {
   # Set by rdv (through eval, which shellcheck cannot follow).
   cmdline='' mm='' ro='' dm_uuid='' dm_name='' dmn='' xdm=''
   ntype='' oper='' mac='' wstate='' wid='' wto='' comm=''
+  lrole='' lpath='' LOC_DEV_root=''
   emit probe_version 1
 
   # ---- identity --------------------------------------------------------------------------------
@@ -199,20 +215,31 @@ main() {
       [ -n "$c" ] && emit dt_compatible "$c"
     done
   fi
-  cpu=$(awk '/^(model name|Model|Hardware|cpu model)[ \t]*:/ { sub(/^[^:]*:[ \t]*/, ""); print; exit }' "$R/proc/cpuinfo" 2>/dev/null)
-  [ -n "$cpu" ] && emit cpu_model "$cpu"
-  # Raspberry Pi: the board revision code (which model, whatever the OS calls it), from
-  # /proc/cpuinfo and from the device tree (arm64 kernels without the cpuinfo line); and the
-  # Pi 4 bootloader's build time, which says whether it knows the tryboot one-shot.
-  cpu_rev='' cpu_hw=''
+  # One pass over /proc/cpuinfo: the CPU model (the first "model name", "Model", "Hardware" or
+  # "cpu model" line) and, for the Raspberry Pi, the board revision code (which model, whatever
+  # the OS calls it; arm64 kernels without the cpuinfo line have it in the device tree) and the
+  # SoC name. The Pi 4 bootloader's build time below says whether it knows the tryboot one-shot.
+  cpu='' cpu_rev='' cpu_hw=''
   if [ -r "$R/proc/cpuinfo" ]; then
     while IFS= read -r l; do
+      case $l in *:*) ;; *) continue ;; esac
+      ck=${l%%:*}
+      ck=${ck%"${ck##*[! "$TAB"]}"}
+      case $ck in
+      'model name' | Model | Hardware | 'cpu model')
+        if [ -z "$cpu" ]; then
+          cpu=${l#*:}
+          cpu=${cpu#"${cpu%%[! "$TAB"]*}"}
+        fi
+        ;;
+      esac
       case $l in
       Revision*:*) [ -n "$cpu_rev" ] || cpu_rev=${l#*: } ;;
       Hardware*:*) [ -n "$cpu_hw" ] || cpu_hw=${l#*: } ;;
       esac
     done <"$R/proc/cpuinfo"
   fi
+  [ -n "$cpu" ] && emit cpu_model "$cpu"
   [ -n "$cpu_rev" ] && emit cpu_revision "$cpu_rev"
   [ -n "$cpu_hw" ] && emit cpu_hardware "$cpu_hw"
   if [ -r "$dt/system/linux,revision" ]; then
@@ -241,7 +268,7 @@ main() {
   # else busybox blkid (UUID/LABEL/TYPE only).
   if [ -n "$R" ]; then
     idtool=sysroot
-  elif blkid -V 2>/dev/null | grep -q util-linux; then
+  elif case $(blkid -V 2>/dev/null) in *util-linux*) true ;; *) false ;; esac; then
     idtool=blkid
   elif have lsblk >/dev/null; then
     idtool=lsblk
@@ -357,11 +384,12 @@ main() {
   [ -r "$R/proc/self/mounts" ] &&
     awk -v OFS='\t' '{ print "mount", "source=" $1, "target=" $2, "fstype=" $3, "options=" $4 }' "$R/proc/self/mounts"
 
-  # mount_of DIR: "MAJ:MIN FSROOT MOUNTPOINT OPTIONS FSTYPE SOURCE" (kernel-escaped) of the
-  # mount holding the canonical directory DIR: the longest mount point that contains it, the
-  # later one on ties (over-mounts).
-  mount_of() {
-    P=$1 awk '
+  # mounts_of: for each of BM_LOC0..BM_LOC<BM_LOC_N - 1> (canonical directories), a line
+  # "m MAJ:MIN FSROOT MOUNTPOINT OPTIONS FSTYPE SOURCE" (kernel-escaped) of the mount holding
+  # it: the longest mount point that contains it, the later one on ties (over-mounts). One awk
+  # for all the directories of a probe, not one each.
+  mounts_of() {
+    awk '
       function unoct(s,   out, i, c) {
         out = ""
         while ((i = index(s, "\\")) > 0) {
@@ -377,18 +405,23 @@ main() {
         }
         return out s
       }
-      BEGIN { p = ENVIRON["P"]; best = ""; bestlen = -1 }
+      BEGIN {
+        n = ENVIRON["BM_LOC_N"] + 0
+        for (k = 0; k < n; k++) { p[k] = ENVIRON["BM_LOC" k]; best[k] = ""; bestlen[k] = -1 }
+      }
       {
         mp = unoct($5)
-        if (mp == "/" || p == mp || substr(p, 1, length(mp) + 1) == mp "/") {
-          if (length(mp) >= bestlen) {
-            for (i = 7; i <= NF && $i != "-"; i++) ;
-            bestlen = length(mp)
-            best = $3 " " $4 " " $5 " " $6 " " $(i + 1) " " $(i + 2)
+        for (i = 7; i <= NF && $i != "-"; i++) ;
+        for (k = 0; k < n; k++) {
+          if (mp == "/" || p[k] == mp || substr(p[k], 1, length(mp) + 1) == mp "/") {
+            if (length(mp) >= bestlen[k]) {
+              bestlen[k] = length(mp)
+              best[k] = $3 " " $4 " " $5 " " $6 " " $(i + 1) " " $(i + 2)
+            }
           }
         }
       }
-      END { print best }
+      END { for (k = 0; k < n; k++) print "m " best[k] }
     ' /proc/self/mountinfo
   }
 
@@ -417,59 +450,104 @@ main() {
     fi
   }
 
-  # locate ROLE PATH: which filesystem holds PATH (or its nearest existing ancestor), free space,
-  # writability. Sets LOC_DEV, LOC_FSTYPE and LOC_SRC for the caller.
+  # locate ROLE PATH [ROLE PATH...]: a dir record per pair: which filesystem holds PATH (or its
+  # nearest existing ancestor), free space, writability. All pairs share one awk and one df.
+  # Sets LOC_DEV, LOC_FSTYPE and LOC_SRC for the last pair, and LOC_DEV_<ROLE> for each.
   locate() {
-    lp=$2
-    exists=1
-    while [ ! -e "$lp" ] && [ ! -L "$lp" ]; do
-      exists=0
-      lp=${lp%/*}
+    loc_n=0
+    while [ $# -ge 2 ]; do
+      lp=$2
+      exists=1
+      while [ ! -e "$lp" ] && [ ! -L "$lp" ]; do
+        exists=0
+        case $lp in */*) lp=${lp%/*} ;; *) lp=. ;; esac
+        [ -n "$lp" ] || lp=/
+      done
+      [ -d "$lp" ] || lp=${lp%/*}
       [ -n "$lp" ] || lp=/
+      # the canonical directory without a fork: `cd -P` sets PWD to it
+      realdir "$lp"
+      real=${REAL:-$lp}
+      eval "loc_role$loc_n=\$1 loc_path$loc_n=\$2 loc_exists$loc_n=\$exists loc_lp$loc_n=\$lp"
+      eval "BM_LOC$loc_n=\$real; export BM_LOC$loc_n"
+      loc_n=$((loc_n + 1))
+      shift 2
     done
-    [ -d "$lp" ] || lp=${lp%/*}
-    [ -n "$lp" ] || lp=/
-    real=$(cd -P "$lp" 2>/dev/null && pwd -P) || real=$lp
-    set -f
-    # shellcheck disable=SC2046
-    set -- "$1" "$2" $(mount_of "$real")
-    set +f
-    dev_of "${3:-}" "${8:-}"
-    LOC_DEV=$DEV
-    LOC_FSTYPE=${7:-}
-    LOC_SRC=${8:-}
-    free_kb=$(df -P -k "$lp" 2>/dev/null | {
-      read -r _ || exit 0
-      read -r _ _ _ avail _ && printf '%s' "$avail"
-    })
-    w=1
-    [ -w "$lp" ] || w=0
-    case ",${6:-}," in *,ro,*) w=0 ;; esac
-    # mountpoint, fsroot and source are printed as the kernel escaped them.
-    recline dir "role=$1" "path=$2" "exists=$exists" "probed=$real"
-    printf '%s\tmountpoint=%s\tfsroot=%s\tdevice=%s\tfstype=%s\tsource=%s\tfree_kb=%s\twritable=%s\n' \
-      "$REC" "${5:-}" "${4:-}" "$LOC_DEV" "${7:-}" "${8:-}" "${free_kb:-0}" "$w"
+    BM_LOC_N=$loc_n
+    export BM_LOC_N
+    k=0
+    while read -r mline; do
+      eval "loc_m$k=\$mline"
+      k=$((k + 1))
+    done <<EOF
+$(mounts_of)
+EOF
+    # free space: one df for all; its lines follow the arguments unless one of them failed
+    set --
+    k=0
+    while [ "$k" -lt "$loc_n" ]; do
+      eval "set -- \"\$@\" \"\$loc_lp$k\""
+      k=$((k + 1))
+    done
+    k=-1
+    while read -r _ _ _ avail _; do
+      [ "$k" -ge 0 ] && eval "loc_free$k=\$avail"
+      k=$((k + 1))
+    done <<EOF
+$(df -P -k "$@" 2>/dev/null)
+EOF
+    df_ok=0
+    [ "$k" = "$loc_n" ] && df_ok=1
+    k=0
+    while [ "$k" -lt "$loc_n" ]; do
+      eval "lrole=\$loc_role$k lpath=\$loc_path$k exists=\$loc_exists$k lp=\$loc_lp$k real=\$BM_LOC$k mline=\${loc_m$k:-}"
+      unset "BM_LOC$k"
+      set -f
+      # shellcheck disable=SC2086
+      set -- ${mline#m}
+      set +f
+      dev_of "${1:-}" "${6:-}"
+      LOC_DEV=$DEV
+      LOC_FSTYPE=${5:-}
+      LOC_SRC=${6:-}
+      eval "LOC_DEV_$lrole=\$DEV"
+      if [ "$df_ok" = 1 ]; then
+        eval "free_kb=\$loc_free$k"
+      else
+        free_kb=$(df -P -k "$lp" 2>/dev/null | {
+          read -r _ || exit 0
+          read -r _ _ _ avail _ && printf '%s' "$avail"
+        })
+      fi
+      w=1
+      [ -w "$lp" ] || w=0
+      case ",${4:-}," in *,ro,*) w=0 ;; esac
+      # mountpoint, fsroot and source are printed as the kernel escaped them.
+      recline dir "role=$lrole" "path=$lpath" "exists=$exists" "probed=$real"
+      printf '%s\tmountpoint=%s\tfsroot=%s\tdevice=%s\tfstype=%s\tsource=%s\tfree_kb=%s\twritable=%s\n' \
+        "$REC" "${3:-}" "${2:-}" "$LOC_DEV" "${5:-}" "${6:-}" "${free_kb:-0}" "$w"
+      k=$((k + 1))
+    done
+    unset BM_LOC_N
   }
 
   root_dev=
   if [ -z "$R" ]; then
-    locate root /
-    root_dev=$LOC_DEV
-    locate boot /boot
-    if [ -n "$WORKDIR" ]; then
-      locate work "$WORKDIR"
-    fi
+    set -- root / boot /boot
+    [ -n "$WORKDIR" ] && set -- "$@" work "$WORKDIR"
     # the Raspberry Pi firmware's partition (bookworm and Ubuntu), a u-boot board's FAT partition
-    [ -d /boot/firmware ] && locate firmware /boot/firmware
-    [ -d /boot/uboot ] && locate uboot /boot/uboot
+    [ -d /boot/firmware ] && set -- "$@" firmware /boot/firmware
+    [ -d /boot/uboot ] && set -- "$@" uboot /boot/uboot
+    locate "$@"
+    root_dev=$LOC_DEV_root
   fi
 
   # ---- storage drivers of the root disk ------------------------------------------------------------
   # disks_of NAME: the whole disks under a block device (partition parent, dm/md slaves).
   disks_of() {
     if [ -e "/sys/class/block/$1/partition" ]; then
-      dp=$(cd -P "/sys/class/block/$1/.." 2>/dev/null && pwd -P)
-      (disks_of "${dp##*/}")
+      realdir "/sys/class/block/$1/.."
+      (disks_of "${REAL##*/}")
       return
     fi
     found_slave=0
@@ -482,11 +560,13 @@ main() {
   }
   if [ -n "$root_dev" ]; then
     for disk in $(disks_of "$root_dev"); do
-      dpath=$(cd -P "/sys/class/block/$disk/device" 2>/dev/null && pwd -P) || continue
+      realdir "/sys/class/block/$disk/device"
+      dpath=$REAL
+      [ -n "$dpath" ] || continue
       while [ -n "$dpath" ] && [ "$dpath" != /sys/devices ] && [ "$dpath" != /sys ]; do
         if [ -e "$dpath/driver/module" ]; then
-          m=$(cd -P "$dpath/driver/module" 2>/dev/null && pwd -P)
-          [ -n "$m" ] && emit storage_module "${m##*/}"
+          modname "$dpath/driver/module"
+          [ -n "$MOD" ] && emit storage_module "$MOD"
         fi
         dpath=${dpath%/*}
       done
@@ -529,8 +609,8 @@ main() {
       gdev=$LOC_DEV
       gparent=
       if [ -n "$gdev" ] && [ -e "/sys/class/block/$gdev/partition" ]; then
-        gparent=$(cd -P "/sys/class/block/$gdev/.." 2>/dev/null && pwd -P)
-        gparent=${gparent##*/}
+        realdir "/sys/class/block/$gdev/.."
+        gparent=${REAL##*/}
       fi
       case $LOC_FSTYPE in
       btrfs | zfs) reason="$gdir is on $LOC_FSTYPE, where GRUB cannot write grubenv" ;;
@@ -668,16 +748,31 @@ main() {
   # ---- network: interfaces, addresses, default routes, running daemons (never a secret) ----------
   # Only what the planner needs to tell whether balenaOS will reach the network: the config
   # files themselves (which hold Wi-Fi keys) are read by a separate collection, never here.
-  have_ip=0
-  if [ -z "$R" ] && have ip >/dev/null && ip -o link show >/dev/null 2>&1; then have_ip=1; fi
-  # Every global address at once (not two ip and two awk per interface), a line each:
-  # "NAME 4 ADDR[+dynamic]" or "NAME 6 ADDR".
-  addrs=
-  if [ "$have_ip" = 1 ]; then
-    addrs=$(ip -o addr show scope global 2>/dev/null | awk '
-      { n = $2; sub(/@.*/, "", n) }
-      $3 == "inet" { a = $4; for (i = 5; i <= NF; i++) if ($i == "dynamic") a = a "+dynamic"; print n, 4, a }
-      $3 == "inet6" { print n, 6, $4 }')
+  # Every global address and the IPv4 default routes at once (not two ip and two awk per
+  # interface), a line each: "NAME 4 ADDR[+dynamic]", "NAME 6 ADDR", or a netroute record.
+  addrs='' routes=''
+  if [ -z "$R" ] && have ip >/dev/null; then
+    while IFS= read -r al; do
+      case $al in
+      netroute*) routes="$routes$al$NL" ;;
+      ?*) addrs="$addrs$al$NL" ;;
+      esac
+    done <<EOF
+$({
+      ip -o addr show scope global
+      echo @routes
+      ip -4 route show default
+    } 2>/dev/null | awk -v OFS='	' '
+      $1 == "@routes" { r = 1; next }
+      !r { n = $2; sub(/@.*/, "", n) }
+      !r && $3 == "inet" { a = $4; for (i = 5; i <= NF; i++) if ($i == "dynamic") a = a "+dynamic"; print n " 4 " a }
+      !r && $3 == "inet6" { print n " 6 " $4 }
+      r {
+        dev = ""; proto = ""
+        for (i = 1; i < NF; i++) { if ($i == "dev") dev = $(i + 1); if ($i == "proto") proto = $(i + 1) }
+        if (dev != "") print "netroute", "dev=" dev, "proto=" proto
+      }')
+EOF
   fi
   for p in "$R"/sys/class/net/*; do
     [ -e "$p" ] || continue
@@ -704,8 +799,8 @@ main() {
     rdv mac "$p/address"
     drv=
     if [ -e "$p/device/driver/module" ]; then
-      drv=$(cd -P "$p/device/driver/module" 2>/dev/null && pwd -P)
-      drv=${drv##*/}
+      modname "$p/device/driver/module"
+      drv=$MOD
     fi
     v4='' v6=''
     while read -r an af aa; do
@@ -719,12 +814,7 @@ $addrs
 EOF
     rec netif "name=$n" "kind=$kind" "mac=$mac" "up=$up" "physical=$phys" "driver=$drv" "ipv4=$v4" "ipv6=$v6"
   done
-  if [ "$have_ip" = 1 ]; then
-    ip -4 route show default 2>/dev/null | awk -v OFS='\t' '{
-      dev = ""; proto = ""
-      for (i = 1; i < NF; i++) { if ($i == "dev") dev = $(i + 1); if ($i == "proto") proto = $(i + 1) }
-      if (dev != "") print "netroute", "dev=" dev, "proto=" proto }'
-  fi
+  printf '%s' "$routes"
   # daemons that manage the network (and a watchdog daemon), by their process names
   daemons=
   for c in "$R"/proc/[0-9]*/comm; do
@@ -743,19 +833,22 @@ EOF
   done
 
   # ---- hardware watchdog: which device, running or not, its driver, systemd's use of it ------------
+  have_wdt=0
   for w in "$R"/sys/class/watchdog/watchdog*; do
     [ -e "$w" ] || continue
     wm=
     if [ -e "$w/device/driver/module" ]; then
-      wm=$(cd -P "$w/device/driver/module" 2>/dev/null && pwd -P)
-      wm=${wm##*/}
+      modname "$w/device/driver/module"
+      wm=$MOD
     fi
+    have_wdt=1
     rdv wstate "$w/state"
     rdv wid "$w/identity"
     rdv wto "$w/timeout"
     rec watchdog "device=/dev/${w##*/}" "state=$wstate" "identity=$wid" "timeout=$wto" "module=$wm"
   done
-  if [ -z "$R" ] && [ -d /sys/class/watchdog ] && have systemctl >/dev/null; then
+  # (only asked when there is a watchdog for systemd to use: systemctl is a costly start)
+  if [ -z "$R" ] && [ "$have_wdt" = 1 ] && have systemctl >/dev/null; then
     v=$(systemctl show -p RuntimeWatchdogUSec --value 2>/dev/null)
     [ -n "$v" ] && emit watchdog_systemd "$v"
   fi

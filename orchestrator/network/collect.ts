@@ -1,18 +1,22 @@
 // Reads the old OS's network configuration files (remote-payload/network-collect.sh, run as
-// root, sent on stdin so nothing is left on the host) into memory on the laptop. The files
+// root in the probe's round trip, see phases/probe.ts) into memory on the laptop. The files
 // hold Wi-Fi keys: they are never logged, never part of the facts or a report, and only the
 // keyfiles made from them leave this process (uploaded 0600 into the working directory).
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import { RemoteCommandError } from '../errors.ts';
-import type { SshSession } from '../ssh/session.ts';
 import type { SourceFile } from './model.ts';
 
 const SCRIPT_PATH = fileURLToPath(new URL('../../remote-payload/network-collect.sh', import.meta.url));
 let script: Promise<string> | undefined;
 
+/** What the collection read: the files (in memory only), and those it left out with why. */
+export interface NetworkCollection {
+  files: SourceFile[];
+  skipped: string[];
+}
+
 /** The files in the collection script's output; throws on a truncated or garbled output. */
-export function parseNetworkCollection(text: string): { files: SourceFile[]; skipped: string[] } {
+export function parseNetworkCollection(text: string): NetworkCollection {
   const files: SourceFile[] = [];
   const skipped: string[] = [];
   const lines = text.split('\n');
@@ -42,19 +46,8 @@ export function parseNetworkCollection(text: string): { files: SourceFile[]; ski
   return { files, skipped };
 }
 
-/** Runs the collection on the host as root and returns the files, in memory. */
-export async function collectNetworkSources(
-  session: SshSession,
-): Promise<{ files: SourceFile[]; skipped: string[] }> {
+/** The collection script (remote-payload/network-collect.sh), sent on stdin to `sh -s` as root. */
+export function networkCollectionScript(): Promise<string> {
   script ??= readFile(SCRIPT_PATH, 'utf8');
-  const result = await session.exec('sh -s', { stdin: await script, sudo: true });
-  if (result.exitCode !== 0) {
-    // stderr of cat/base64 names paths at most, never content
-    throw new RemoteCommandError(
-      `reading the network configuration exited with code ${result.exitCode}: ${result.stderr.trim().split('\n').slice(-2).join(' | ')}`,
-      result.exitCode,
-      result.stderr,
-    );
-  }
-  return parseNetworkCollection(result.stdout);
+  return script;
 }

@@ -5,7 +5,6 @@ import { posix } from 'node:path';
 import { deviceTypeMismatch, type HostAgent } from '../agent/host-agent.ts';
 import { RefusalError } from '../errors.ts';
 import type { Facts } from '../facts/facts.ts';
-import { collectNetworkSources } from '../network/collect.ts';
 import { planNetwork } from '../network/plan-network.ts';
 import { redactSecrets } from '../network/redact.ts';
 import type { Plan } from '../plan/plan.ts';
@@ -96,7 +95,8 @@ export async function runHost(job: HostJob): Promise<HostReport> {
     session = await rec.phase('connect', () => connectHost(target, settings, prompts));
 
     phase = 'probe';
-    const facts: Facts = await rec.phase('probe', () => probeHost(session!, workDir));
+    const probed = await rec.phase('probe', () => probeHost(session!, workDir, { collectNetwork: true }));
+    const facts: Facts = probed.facts;
     rec.setFacts(facts);
     if (facts.os.isBalenaOS) {
       ctx.log('already runs balenaOS: nothing to do');
@@ -121,7 +121,7 @@ export async function runHost(job: HostJob): Promise<HostReport> {
       const initramfs = await buildHostInitramfs(session!, facts, busybox);
       // the old OS's network config: read as root into memory here, never into facts or reports
       const net = settings.network ?? { wifi: 'all' as const, requireNetwork: true, extraFiles: [] };
-      const sources = await collectNetworkSources(session!);
+      const sources = probed.network!();
       const extraFiles = await Promise.all(
         net.extraFiles.map(async (path) => ({ path, data: await resources.bytes(path, 'network keyfile') })),
       );

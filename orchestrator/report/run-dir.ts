@@ -14,6 +14,7 @@ import {
   rmSync,
   writeSync,
 } from 'node:fs';
+import { mkdir, open, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { ConfigError } from '../errors.ts';
 import { buildFleetReport, parseHostReport, RunMeta } from './fleet-report.ts';
@@ -59,7 +60,7 @@ export function hostDir(runDir: string, host: string): string {
 /** Writes `data` to `path` so readers see the old file or the whole new one, never a part. */
 export function writeFileAtomic(path: string, data: string): void {
   mkdirSync(dirname(path), { recursive: true });
-  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  const tmp = tempNameFor(path);
   try {
     const fd = openSync(tmp, 'w', 0o644);
     try {
@@ -75,6 +76,32 @@ export function writeFileAtomic(path: string, data: string): void {
   }
 }
 
+/**
+ * writeFileAtomic off the event loop: host reports are written while other hosts' SSH
+ * sessions run, and a synchronous fsync per host stalls all of them (`npm run bench`).
+ */
+export async function writeFileAtomicAsync(path: string, data: string): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  const tmp = tempNameFor(path);
+  try {
+    const file = await open(tmp, 'w', 0o644);
+    try {
+      await file.writeFile(data);
+      await file.sync();
+    } finally {
+      await file.close();
+    }
+    await rename(tmp, path);
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw err;
+  }
+}
+
+function tempNameFor(path: string): string {
+  return join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+}
+
 /** Writes run.json (the runner calls this at the start and again at the end of a run). */
 export function writeRunMeta(runDir: string, meta: RunMeta): string {
   const path = join(runDir, RUN_FILE);
@@ -83,9 +110,9 @@ export function writeRunMeta(runDir: string, meta: RunMeta): string {
 }
 
 /** Writes RUNDIR/hosts/<host>/report.json and returns its path. */
-export function writeHostReport(runDir: string, report: HostReport): string {
+export async function writeHostReport(runDir: string, report: HostReport): Promise<string> {
   const path = join(hostDir(runDir, report.host), HOST_REPORT_FILE);
-  writeFileAtomic(path, `${JSON.stringify(report, null, 2)}\n`);
+  await writeFileAtomicAsync(path, `${JSON.stringify(report, null, 2)}\n`);
   return path;
 }
 

@@ -3,7 +3,7 @@
 // keep using ssh, ssh-keygen -F / -R and the same file side by side with this tool.
 
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { appendFile, mkdir, readFile } from 'node:fs/promises';
+import { appendFile, mkdir, readFile, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
 export interface KnownHostEntry {
@@ -157,13 +157,27 @@ export function formatKnownHostsLine(
 
 /** Read and parse a known_hosts file; a missing file is an empty one. */
 export async function readKnownHosts(file: string): Promise<KnownHostEntry[]> {
+  let stamp: string;
   try {
-    return parseKnownHosts(await readFile(file, 'utf8'));
+    const st = await stat(file);
+    stamp = `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}`;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw err;
   }
+  // Every connection of a fleet reads the same file: parse it once per version of it, not
+  // once per host (a fleet's known_hosts grows with the fleet, so that was quadratic).
+  const cached = parsedFiles.get(file);
+  if (cached?.stamp === stamp) return cached.entries;
+  const entries = readFile(file, 'utf8').then(parseKnownHosts);
+  parsedFiles.set(file, { stamp, entries });
+  entries.catch(() => {
+    if (parsedFiles.get(file)?.entries === entries) parsedFiles.delete(file);
+  });
+  return entries;
 }
+
+const parsedFiles = new Map<string, { stamp: string; entries: Promise<KnownHostEntry[]> }>();
 
 // Appends are serialised per file so that many hosts connecting at once never interleave
 // lines, and a host seen twice concurrently is recorded once.

@@ -22,7 +22,7 @@ if (!hasChromium) {
 }
 
 /** Writes a fixture fleet into a run dir and renders its reports; returns report.html's path. */
-function renderRunDir(dir: string, fleet: ReturnType<typeof runFleet>): string {
+async function renderRunDir(dir: string, fleet: ReturnType<typeof runFleet>): Promise<string> {
   writeRunMeta(dir, {
     runId: fleet.runId,
     command: fleet.command,
@@ -31,7 +31,7 @@ function renderRunDir(dir: string, fleet: ReturnType<typeof runFleet>): string {
     endedAt: fleet.endedAt,
     exitCode: fleet.exitCode,
   });
-  for (const h of fleet.hosts) writeHostReport(dir, h);
+  for (const h of fleet.hosts) await writeHostReport(dir, h);
   return writeFleetReports(dir, readFleetReport(dir)).html;
 }
 
@@ -63,7 +63,7 @@ describe.skipIf(!hasChromium)(
 
     beforeAll(async () => {
       tmp = mkdtempSync(join(tmpdir(), 'report-html-'));
-      reportUrl = pathToFileURL(renderRunDir(join(tmp, 'run'), fleet)).href;
+      reportUrl = pathToFileURL(await renderRunDir(join(tmp, 'run'), fleet)).href;
       context = await chromium.launchPersistentContext(join(tmp, 'profile'), {
         executablePath: CHROMIUM,
         headless: true,
@@ -202,7 +202,7 @@ describe.skipIf(!hasChromium)(
     });
 
     it('shows a host named like a script tag and a log containing </pre> as text, running nothing', async () => {
-      const html = renderRunDir(join(tmp, 'hostile'), hostileFleet());
+      const html = await renderRunDir(join(tmp, 'hostile'), hostileFleet());
       await page.goto(pathToFileURL(html).href);
       const th = page.locator('#hosts > tbody.host > tr.row > th').filter({ hasText: SCRIPT_HOST });
       expect(await th.count()).toBe(1);

@@ -77,16 +77,16 @@ describe('hostDirName', () => {
 });
 
 describe('writeHostReport', () => {
-  it('writes a host named ../x inside the hosts directory, never beside it', () => {
-    const path = writeHostReport(runDir, hostReport({ host: '../x', outcome: 'failed' }));
+  it('writes a host named ../x inside the hosts directory, never beside it', async () => {
+    const path = await writeHostReport(runDir, hostReport({ host: '../x', outcome: 'failed' }));
     expect(dirname(dirname(path))).toBe(join(runDir, 'hosts'));
     expect(existsSync(join(runDir, 'x'))).toBe(false);
     expect(JSON.parse(readFileSync(path, 'utf8')).host).toBe('../x');
   });
 
-  it('replaces an earlier report of the same host and leaves no temp files', () => {
-    writeHostReport(runDir, hostReport({ host: 'pi-3', outcome: 'failed' }));
-    const path = writeHostReport(runDir, hostReport({ host: 'pi-3', outcome: 'migrated' }));
+  it('replaces an earlier report of the same host and leaves no temp files', async () => {
+    await writeHostReport(runDir, hostReport({ host: 'pi-3', outcome: 'failed' }));
+    const path = await writeHostReport(runDir, hostReport({ host: 'pi-3', outcome: 'migrated' }));
     expect(JSON.parse(readFileSync(path, 'utf8')).outcome).toBe('migrated');
     expect(filesUnder(runDir)).toEqual(['hosts/pi-3/report.json']);
   });
@@ -105,10 +105,10 @@ describe('writeFileAtomic', () => {
 });
 
 describe('readFleetReport', () => {
-  it('reads back every host report of a run with counts computed from them', () => {
+  it('reads back every host report of a run with counts computed from them', async () => {
     const fleet = runFleet();
     writeRunMeta(runDir, meta);
-    for (const h of fleet.hosts) writeHostReport(runDir, h);
+    for (const h of fleet.hosts) await writeHostReport(runDir, h);
     const read = readFleetReport(runDir);
     expect(read.hosts).toHaveLength(12);
     expect(read.counts).toEqual(fleet.counts);
@@ -131,9 +131,9 @@ describe('readFleetReport', () => {
     expect(read.hosts.find((h) => h.host === 'nuc-01')).toEqual(fleet.hosts.find((h) => h.host === 'nuc-01'));
   });
 
-  it('reads hosts whose names needed a safe directory name under their real names', () => {
+  it('reads hosts whose names needed a safe directory name under their real names', async () => {
     writeRunMeta(runDir, meta);
-    for (const h of hostileFleet().hosts) writeHostReport(runDir, h);
+    for (const h of hostileFleet().hosts) await writeHostReport(runDir, h);
     const names = readFleetReport(runDir).hosts.map((h) => h.host);
     expect(names.sort()).toEqual(['../x', '<script>alert(1)</script>', 'fine & dandy', 'ok-host'].sort());
   });
@@ -148,9 +148,9 @@ describe('readFleetReport', () => {
     expect(() => readFleetReport(runDir)).toThrow(/run\.json does not describe a run: command/);
   });
 
-  it('shows a host with a broken or missing report as needs-attention instead of dropping it', () => {
+  it('shows a host with a broken or missing report as needs-attention instead of dropping it', async () => {
     writeRunMeta(runDir, meta);
-    writeHostReport(runDir, hostReport({ host: 'pi-3', outcome: 'migrated' }));
+    await writeHostReport(runDir, hostReport({ host: 'pi-3', outcome: 'migrated' }));
     mkdirSync(join(runDir, 'hosts', 'torn'));
     writeFileSync(join(runDir, 'hosts', 'torn', 'report.json'), '{"host": "torn", "outc');
     mkdirSync(join(runDir, 'hosts', 'wrong'));
@@ -172,9 +172,12 @@ describe('readFleetReport', () => {
     expect(byName.empty?.error?.nextStep).toMatch(/check the host itself/);
   });
 
-  it('keeps a host whose facts come from another probe version, without the facts', () => {
+  it('keeps a host whose facts come from another probe version, without the facts', async () => {
     writeRunMeta(runDir, meta);
-    const path = writeHostReport(runDir, hostReport({ host: 'pi-3', outcome: 'migrated', facts: nucFacts }));
+    const path = await writeHostReport(
+      runDir,
+      hostReport({ host: 'pi-3', outcome: 'migrated', facts: nucFacts }),
+    );
     const raw = JSON.parse(readFileSync(path, 'utf8'));
     raw.facts.probeVersion = 99;
     writeFileSync(path, JSON.stringify(raw));
@@ -183,9 +186,9 @@ describe('readFleetReport', () => {
     expect(host?.facts).toBeNull();
   });
 
-  it('derives the end and the exit code of a run that never finished', () => {
+  it('derives the end and the exit code of a run that never finished', async () => {
     writeRunMeta(runDir, { ...meta, endedAt: null, exitCode: null });
-    writeHostReport(
+    await writeHostReport(
       runDir,
       hostReport({
         host: 'pi-3',
@@ -202,10 +205,10 @@ describe('readFleetReport', () => {
 });
 
 describe('writeFleetReports', () => {
-  it('writes fleet.json, summary.md, report.html and junit.xml that re-render from the run dir', () => {
+  it('writes fleet.json, summary.md, report.html and junit.xml that re-render from the run dir', async () => {
     const fleet = runFleet();
     writeRunMeta(runDir, meta);
-    for (const h of fleet.hosts) writeHostReport(runDir, h);
+    for (const h of fleet.hosts) await writeHostReport(runDir, h);
     const paths = writeFleetReports(runDir, readFleetReport(runDir));
     expect(
       Object.values(paths)

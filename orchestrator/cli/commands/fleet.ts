@@ -152,7 +152,7 @@ export async function fleetCommand(command: 'check' | 'run', flags: CommonFlags)
           ...(prepared ? { agent: prepared.agent } : {}),
         });
         report.wave = waves ? ctx.wave : null;
-        writeHostReport(runDir, report);
+        await writeHostReport(runDir, report);
         written.set(report.host, JSON.stringify(report));
         return report;
       },
@@ -162,9 +162,11 @@ export async function fleetCommand(command: 'check' | 'run', flags: CommonFlags)
   }
   // Reports the runner made itself (not-started, a pipeline that threw) are not on disk yet;
   // the others are, and each write costs an fsync.
-  for (const report of outcome.reports) {
-    if (written.get(report.host) !== JSON.stringify(report)) writeHostReport(runDir, report);
-  }
+  await Promise.all(
+    outcome.reports
+      .filter((report) => written.get(report.host) !== JSON.stringify(report))
+      .map((report) => writeHostReport(runDir, report)),
+  );
   const endedAt = new Date();
   writeRunMeta(runDir, { ...meta, endedAt: endedAt.toISOString(), exitCode: outcome.exitCode });
   const fleet = buildFleetReport(

@@ -27,7 +27,7 @@ export async function probeCommand(
     sudoPassword: once(() => askHidden('sudo password: ')),
   });
   try {
-    const facts = await probeHost(session, target.workDir ?? settings.workDir);
+    const { facts } = await probeHost(session, target.workDir ?? settings.workDir);
     const text = `${JSON.stringify(facts, null, 2)}\n`;
     if (flags.output) writeFileSync(flags.output, text);
     else process.stdout.write(text);
