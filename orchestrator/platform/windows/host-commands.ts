@@ -17,7 +17,13 @@ export function windowsWorkDir(configured: string): string {
   return DEFAULT_WINDOWS_WORK_DIR;
 }
 
-const PRELUDE = ["$ErrorActionPreference = 'Stop'", "$ProgressPreference = 'SilentlyContinue'"];
+const PRELUDE = [
+  "$ErrorActionPreference = 'Stop'",
+  "$ProgressPreference = 'SilentlyContinue'",
+  // Windows PowerShell 5.1 turns a native program's stderr under `2>&1` into a terminating
+  // error when the preference is Stop; native programs run with Continue, their exit code decides.
+  "function Invoke-BmNative([scriptblock]$Run) { $ErrorActionPreference = 'Continue'; & $Run 2>&1 | Out-String }",
+];
 
 function ps(lines: string[]): PowerShellCommand {
   return powershellCommand([...PRELUDE, ...lines, ''].join('\n'));
@@ -36,7 +42,7 @@ export function windowsPrepareWorkDirCommand(workDir: string): PowerShellCommand
   return ps([
     `$W = ${psQuote(workDir)}`,
     '$null = New-Item -ItemType Directory -Force -Path $W',
-    `$out = & icacls.exe $W /inheritance:r /grant:r ${psQuote(`*${ADMINISTRATORS_SID}:(OI)(CI)F`)} ${psQuote(`*${SYSTEM_SID}:(OI)(CI)F`)} 2>&1 | Out-String`,
+    `$out = Invoke-BmNative { icacls.exe $W /inheritance:r /grant:r ${psQuote(`*${ADMINISTRATORS_SID}:(OI)(CI)F`)} ${psQuote(`*${SYSTEM_SID}:(OI)(CI)F`)} }`,
     'if ($LASTEXITCODE -ne 0) { [Console]::Error.WriteLine("icacls failed: $($out.Trim())"); exit 1 }',
     "[Console]::Out.WriteLine('ok')",
   ]);
@@ -68,7 +74,7 @@ export const REBOOT_DELAY_SECONDS = 5;
  */
 export function windowsRebootCommand(): PowerShellCommand {
   return ps([
-    `$out = & shutdown.exe /r /t ${REBOOT_DELAY_SECONDS} /c ${psQuote('balena-migrate: restarting once into stage2')} 2>&1 | Out-String`,
+    `$out = Invoke-BmNative { shutdown.exe /r /t ${REBOOT_DELAY_SECONDS} /c ${psQuote('balena-migrate: restarting once into stage2')} }`,
     'if ($LASTEXITCODE -ne 0) { [Console]::Error.WriteLine("shutdown /r failed: $($out.Trim())"); exit 1 }',
     "[Console]::Out.WriteLine('restarting')",
   ]);
@@ -94,12 +100,12 @@ export function windowsReadStage2LogCommand(workDir: string, logName: string): P
     '$used = @(Get-PSDrive -PSProvider FileSystem | ForEach-Object { $_.Name.ToUpperInvariant() })',
     "$letter = @('S','T','U','V','W','X','Y','Z' | Where-Object { $used -notcontains $_ })[0]",
     "if (-not $letter) { [Console]::Out.WriteLine('none'); exit 0 }",
-    '$null = & mountvol.exe "$($letter):" /s 2>&1',
+    '$null = Invoke-BmNative { mountvol.exe "$($letter):" /s }',
     "if ($LASTEXITCODE -ne 0) { [Console]::Out.WriteLine('none'); exit 0 }",
     'try {',
     `  $e = "$($letter):\\${ESP_STAGE2_LOG}"`,
     "  if (Test-Path -LiteralPath $e -PathType Leaf) { Write-BmLogFile $e } else { [Console]::Out.WriteLine('none') }",
-    '} finally { $null = & mountvol.exe "$($letter):" /d 2>&1 }',
+    '} finally { $null = Invoke-BmNative { mountvol.exe "$($letter):" /d } }',
   ]);
 }
 
