@@ -371,6 +371,15 @@ describe('run on a Windows host', () => {
     );
   });
 
+  it('ends ready after a stage2 rehearsal (stage2.pretend) that passed every check, undo run', async () => {
+    const host = new ReplayedWindowsHost(await probeJson('win11-uefi-clean'));
+    host.stage2Log = 'stage2: pretend: every check passed; nothing written\n';
+    const r = await runOn(host, { stage2Pretend: true });
+    expect((r.plan as { stage2Config: { mode: string } }).stage2Config.mode).toBe('pretend');
+    expect(r.outcome).toBe('ready');
+    expect(host.sent.at(-1)).toBe('undo');
+  });
+
   it('stops after a verified upload in pretend mode: no apply, no restart', async () => {
     const host = new ReplayedWindowsHost(await probeJson('win11-uefi-clean'));
     const r = await runOn(host, { mode: 'pretend' });
