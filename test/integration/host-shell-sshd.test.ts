@@ -12,6 +12,13 @@ import { RemoteCommandError } from '../../orchestrator/errors.ts';
 import { hostOsOf, readBootIdOf } from '../../orchestrator/phases/host-os.ts';
 import { parseShellProbe, SHELL_PROBE_COMMAND } from '../../orchestrator/ssh/host-shell.ts';
 import { SshSession } from '../../orchestrator/ssh/session.ts';
+import {
+  fleetFlags,
+  nativeInventory,
+  readHostReports,
+  runCli,
+  startFleetHosts,
+} from '../helpers/fleet-hosts.ts';
 import { ensureTestUser, removeTestUser, type Sshd, startSshd } from '../helpers/sshd.ts';
 
 const run = promisify(execFile);
@@ -111,4 +118,25 @@ describe('shell detection over a real sshd', () => {
       expect((err as Error).message).toMatch(/must be sh-compatible \(Linux\) or cmd\.exe\/PowerShell/);
     },
   );
+});
+
+describe('routing a real sshd host through the CLI', () => {
+  it('takes the Linux pipeline for a POSIX host: Linux facts in the report, no Windows facts', async () => {
+    const fleet = await startFleetHosts([{ name: 'linux-1' }]);
+    try {
+      const inventory = join(dir, 'routing-inventory.yml');
+      await writeFile(inventory, nativeInventory(fleet, {}));
+      const runsDir = join(dir, 'routing-runs');
+      const r = await runCli(['check', '-i', inventory, ...fleetFlags(fleet, runsDir)], runsDir);
+      const report = readHostReports(r.runDir!).get('linux-1')!;
+      expect(report.phases).toEqual(
+        expect.arrayContaining([expect.objectContaining({ name: 'probe', ok: true })]),
+      );
+      expect((report.facts as { kernel?: { release?: string } } | null)?.kernel?.release).toBeTruthy();
+      expect(report.windowsFacts).toBeUndefined();
+      expect(report.bootManager).not.toBe('windows');
+    } finally {
+      await fleet.stop();
+    }
+  });
 });

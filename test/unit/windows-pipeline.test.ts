@@ -110,6 +110,9 @@ class ReplayedWindowsHost {
   ];
   started = false;
   stateReads = 0;
+  /** the link drops at the first state read after the start (the scheduled task goes on) */
+  dropAfterStart = false;
+  connects = 0;
   comesBackAs: 'windows' | 'balena' = 'windows';
   stage2Log: string | null = 'stage2: the install disk is smaller than expected; nothing written\n';
   undoAnswer: Answer = { stdout: 'undone\r\n' };
@@ -126,6 +129,10 @@ class ReplayedWindowsHost {
           scriptOf({ command, ...(opts.stdin === undefined ? {} : { stdin: opts.stdin }) }),
         );
         host.sent.push(step);
+        if (step === 'apply-state' && host.started && host.dropAfterStart) {
+          host.dropAfterStart = false;
+          throw new UnreachableError('the connection to admin@192.0.2.20:22 dropped');
+        }
         const a = host.answer(step);
         return {
           exitCode: a.exitCode ?? 0,
@@ -186,7 +193,9 @@ class ReplayedWindowsHost {
   connections(): WindowsConnections {
     return {
       old: async () => {
-        if (this.comesBackAs === 'balena') throw new UnreachableError('connect ECONNREFUSED 192.0.2.20:22');
+        this.connects++;
+        if (this.comesBackAs === 'balena' && this.bootTicks !== '638679859123456789')
+          throw new UnreachableError('connect ECONNREFUSED 192.0.2.20:22');
         return this.session();
       },
       balena: async () => {
@@ -378,6 +387,25 @@ describe('run on a Windows host', () => {
     expect((r.plan as { stage2Config: { mode: string } }).stage2Config.mode).toBe('pretend');
     expect(r.outcome).toBe('ready');
     expect(host.sent.at(-1)).toBe('undo');
+  });
+
+  it('reconnects when the link drops while apply.ps1 runs, and reads how the transaction ended', async () => {
+    const host = new ReplayedWindowsHost(await probeJson('win11-uefi-clean'));
+    host.dropAfterStart = true;
+    host.comesBackAs = 'balena';
+    const r = await runOn(host);
+    expect(r.outcome).toBe('migrated');
+    expect(host.connects).toBe(1);
+    expect(host.sent.filter((s) => s === 'start-apply')).toHaveLength(1);
+    expect(host.sent.slice(0, 7)).toEqual([
+      'probe',
+      'prepare-work-dir',
+      'apply-state',
+      'start-apply',
+      'apply-state',
+      'apply-state',
+      'apply-state',
+    ]);
   });
 
   it('stops after a verified upload in pretend mode: no apply, no restart', async () => {
