@@ -15,6 +15,7 @@ import { shellQuote } from '../ssh/quote.ts';
 import type { SshSession } from '../ssh/session.ts';
 import { applyPlan, type SessionSource, undoApply } from './apply.ts';
 import { connectBalena, connectHost, type Prompts } from './connect.ts';
+import { hostOsOf } from './host-os.ts';
 import { describeError } from './next-step.ts';
 import { buildHostInitramfs } from './payload.ts';
 import { probeHost } from './probe.ts';
@@ -24,6 +25,7 @@ import type { RunResources } from './resources.ts';
 import type { HostTarget, PipelineContext, RunSettings } from './settings.ts';
 import { prepareWorkDir, uploadPayload } from './upload.ts';
 import { isBalenaOsRelease, waitForComeback } from './verify.ts';
+import { runWindowsHost } from './windows-host.ts';
 
 export interface HostJob {
   target: HostTarget;
@@ -93,6 +95,16 @@ export async function runHost(job: HostJob): Promise<HostReport> {
   };
   try {
     session = await rec.phase('connect', () => connectHost(target, settings, prompts));
+    // cmd.exe or PowerShell answered: a Windows host, whose pipeline owns the session from here.
+    if (hostOsOf(session.shell) === 'windows') {
+      phase = 'probe';
+      const windows = session;
+      session = undefined;
+      return await runWindowsHost(job, rec, windows, {
+        old: () => connectHost(target, settings, prompts),
+        balena: () => connectBalena(target, settings, prompts),
+      });
+    }
 
     phase = 'probe';
     const probed = await rec.phase('probe', () => probeHost(session!, workDir, { collectNetwork: true }));

@@ -17,6 +17,13 @@ export interface VerifyOptions {
   pollMs?: number;
   signal?: AbortSignal;
   onWait?: (elapsedMs: number) => void;
+  /** the old OS's boot id, null if unreadable; default: Linux's /proc boot_id (Windows: host-os.ts) */
+  readBootId?: (session: SshSession) => Promise<string | null>;
+}
+
+async function linuxBootId(s: SshSession): Promise<string | null> {
+  const id = await s.exec('cat /proc/sys/kernel/random/boot_id');
+  return id.exitCode === 0 ? id.stdout.trim() : null;
 }
 
 /** `ID=balena-os` in os-release is how balenaOS names itself. */
@@ -40,8 +47,8 @@ export async function waitForComeback(opts: VerifyOptions): Promise<Comeback> {
     }
     try {
       const s = await opts.connectOld();
-      const id = await s.exec('cat /proc/sys/kernel/random/boot_id');
-      if (id.exitCode === 0 && id.stdout.trim() !== opts.oldBootId) return { kind: 'old-os', session: s };
+      const id = await (opts.readBootId ?? linuxBootId)(s);
+      if (id !== null && id !== opts.oldBootId) return { kind: 'old-os', session: s };
       await s.close();
       lastError = 'the old OS still answers with the same boot id (not rebooted yet)';
     } catch (err) {

@@ -1,6 +1,7 @@
 // One flat record per host for success and failure alike (the execa way): the report an
 // operator reads, the JSON a script parses, and what the fleet renderers summarise.
 import type { Facts } from '../facts/facts.ts';
+import type { WindowsFacts } from '../facts/windows.ts';
 
 export const OUTCOMES = [
   'migrated',
@@ -68,6 +69,8 @@ export interface HostReport {
   refusalReasons: string[];
   error: HostError | null;
   facts: Facts | null;
+  /** Windows hosts: what the Windows probe found (facts stays null) */
+  windowsFacts?: WindowsFacts;
   /** the plan as printed by `check` (payload sources are paths, never bytes) */
   plan: unknown | null;
   stage2Log: string | null;

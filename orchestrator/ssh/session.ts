@@ -9,6 +9,7 @@ import { AuthError, RemoteCommandError, UnreachableError } from '../errors.ts';
 import { gatherCredentials, makeAuthHandler } from './auth.ts';
 import { connectError, droppedError } from './connect-errors.ts';
 import { execOnChannel, type RawExecResult } from './exec.ts';
+import { type HostShell, parseShellProbe, SHELL_PROBE_COMMAND } from './host-shell.ts';
 import { hostKeyAlgorithmPreference, makeHostVerifier } from './host-verifier.ts';
 import { shellJoin } from './quote.ts';
 import {
@@ -104,9 +105,16 @@ export class SshSession {
 
   private root = false;
 
-  /** Whether the login user is root (learned with `id -u` right after connecting). */
+  /** Whether the login user is root (by name, else learned with `id -u` right after connecting). */
   get isRoot(): boolean {
     return this.root;
+  }
+
+  private hostShell: HostShell = 'posix';
+
+  /** The shell that runs our commands: sh on Linux, cmd.exe or PowerShell on Windows (host-shell.ts). */
+  get shell(): HostShell {
+    return this.hostShell;
   }
 
   /** Connect, verify the host key, authenticate. Throws UnreachableError, AuthError or HostKeyError. */
@@ -165,6 +173,26 @@ export class SshSession {
     });
 
     const session = new SshSession(client, opts, target);
+    // First ask which shell this is: `id -u` would be an error in cmd.exe and PowerShell.
+    const shell = parseShellProbe(await session.exec(SHELL_PROBE_COMMAND));
+    if (shell.kind === 'unknown') {
+      await session.close();
+      throw new RemoteCommandError(
+        `cannot tell which shell runs commands on ${target}: ${shell.detail}. ` +
+          'The login shell must be sh-compatible (Linux) or cmd.exe/PowerShell (Windows OpenSSH).',
+        null,
+        '',
+      );
+    }
+    session.hostShell = shell.kind;
+    // Windows: no root, no sudo; whether the user is an administrator is the probe's business.
+    if (shell.kind !== 'posix') return session;
+    // The login named root is uid 0: skip a round trip (and a process start on the device)
+    // that every host of a fleet would pay.
+    if (opts.username === 'root') {
+      session.root = true;
+      return session;
+    }
     const id = await session.exec('id -u');
     if (id.exitCode !== 0) {
       await session.close();
@@ -205,7 +233,7 @@ export class SshSession {
         {
           target: this.target,
           sftp: () => this.sftp(),
-          run: (cmd) => this.exec(cmd),
+          run: (cmd, stdin) => this.exec(cmd, stdin === undefined ? {} : { stdin }),
           start: (cmd) => this.start(cmd),
           batch: (fn) => this.batch(fn),
         },
@@ -270,6 +298,9 @@ export class SshSession {
     let line = command;
     let stdin = opts.stdin;
     if (opts.sudo) {
+      if (this.hostShell !== 'posix') {
+        throw new RemoteCommandError(`sudo is not available on ${this.target} (a Windows host)`, null, '');
+      }
       const mode = await this.resolveSudoMode();
       if (mode !== 'root') line = sudoWrap(command, mode);
       if (mode === 'password') stdin = passwordStdin(this.sudoSecret!, stdin);

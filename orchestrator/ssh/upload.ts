@@ -20,6 +20,35 @@ export interface UploadOptions {
   sizeBytes: number;
   mode: number;
   onProgress?: (done: number, total: number) => void;
+  /** how the host checks and moves the file; default: sh and sha256sum (posixUploadVerifier) */
+  verifier?: UploadVerifier;
+}
+
+/** A command line for the host, and what to write on its stdin. */
+export interface VerifierCommand {
+  command: string;
+  stdin?: string;
+}
+
+/**
+ * The host's side of an upload, as commands whose output upload reads: sh and sha256sum on
+ * Linux (posixUploadVerifier, below), PowerShell and Get-FileHash on Windows
+ * (platform/windows/upload-verifier.ts). Every command prints in the same form.
+ */
+export interface UploadVerifier {
+  /** prints `final SIZE` and, if SIZE is WANTSIZE, `hash SHA256` for FINAL; `part SIZE` for PART; each if there */
+  state(finalPath: string, part: string, wantSize: number): VerifierCommand;
+  /** gives PART its mode and moves it over FINAL; prints `ok` */
+  move(part: string, finalPath: string, mode: number): VerifierCommand;
+  /** hashes PART: prints `mismatch SHA256` when it is not WANT, else moves it like `move` and prints `ok` */
+  finish(part: string, finalPath: string, want: string, mode: number): VerifierCommand;
+  /**
+   * A command that hashes PART while it is written: stdin lines are offsets below which every
+   * byte is written, end of stdin means complete; it prints the sha256. Absent: hash afterwards.
+   */
+  streamingHash?(part: string): string;
+  /** whether SFTP's fchmod sets the file's mode (not on Windows, where the work dir's ACL rules) */
+  sftpModes: boolean;
 }
 
 export interface UploadResult {
@@ -33,7 +62,7 @@ export interface UploadTransport {
   target: string;
   sftp(): Promise<SFTPWrapper>;
   /** Run a command as the login user; resolves with exit code and output. */
-  run(command: string): Promise<{ exitCode: number | null; stdout: string; stderr: string }>;
+  run(command: string, stdin?: string): Promise<{ exitCode: number | null; stdout: string; stderr: string }>;
   /**
    * Start a command as the login user whose stdin is written while it runs. Optional: without
    * it (or when it fails) the host hashes the file once the transfer is over.
@@ -112,6 +141,19 @@ const FINISH_SCRIPT = [
   'chmod "$mode" "$p" && mv -f "$p" "$f" && echo ok',
 ].join('\n');
 
+const octal = (mode: number): string => (mode & 0o7777).toString(8);
+
+/** Linux and every POSIX host: sh, coreutils' sha256sum (or openssl), chmod and mv. */
+export const posixUploadVerifier: UploadVerifier = {
+  state: (f, p, size) => ({ command: shellJoin(['sh', '-c', STATE_SCRIPT, 'sh', f, p, String(size)]) }),
+  move: (p, f, mode) => ({ command: shellJoin(['sh', '-c', MOVE_SCRIPT, 'sh', p, f, octal(mode)]) }),
+  finish: (p, f, want, mode) => ({
+    command: shellJoin(['sh', '-c', FINISH_SCRIPT, 'sh', p, f, want, octal(mode)]),
+  }),
+  streamingHash: (p) => shellJoin(['sh', '-c', HASH_SCRIPT, 'sh', p]),
+  sftpModes: true,
+};
+
 /** Upload `source` to `remotePath` unless the host already has exactly that file. */
 export async function uploadFile(
   t: UploadTransport,
@@ -123,7 +165,8 @@ export async function uploadFile(
   if (!/^[0-9a-f]{64}$/.test(want))
     throw new TypeError(`upload: sha256 must be 64 hex digits, got ${opts.sha256}`);
   const part = `${remotePath}.part`;
-  const state = await remoteState(t, remotePath, part, opts.sizeBytes);
+  const v = opts.verifier ?? posixUploadVerifier;
+  const state = await remoteState(t, v, remotePath, part, opts.sizeBytes);
   if (state.finalHash === want) {
     opts.onProgress?.(opts.sizeBytes, opts.sizeBytes);
     return { bytesSent: 0, resumedFrom: 0, skipped: true };
@@ -135,18 +178,18 @@ export async function uploadFile(
     // A .part longer than the file cannot be ours: start over.
     const resumedFrom = state.partSize !== undefined && state.partSize <= opts.sizeBytes ? state.partSize : 0;
     let streamed: string | null = null;
-    let bytesSent = await writePart(sftp, part, reader, resumedFrom, opts, t, (hash) => {
+    let bytesSent = await writePart(sftp, part, reader, resumedFrom, opts, v, t, (hash) => {
       streamed = hash;
     });
     let verdict =
       streamed === want
-        ? await move(t, part, remotePath, opts.mode)
+        ? await move(t, v, part, remotePath, opts.mode)
         : // A hash streamed by the host that differs is a verdict too; without one, hash now.
-          (streamed ?? (await finish(t, part, remotePath, want, opts.mode)));
+          (streamed ?? (await finish(t, v, part, remotePath, want, opts.mode)));
     if (verdict !== 'ok') {
       // The .part may hold an older version's bytes, or a resumed tail went wrong: once more from 0.
-      bytesSent += await writePart(sftp, part, reader, 0, opts);
-      verdict = await finish(t, part, remotePath, want, opts.mode);
+      bytesSent += await writePart(sftp, part, reader, 0, opts, v);
+      verdict = await finish(t, v, part, remotePath, want, opts.mode);
       if (verdict !== 'ok') {
         throw new RemoteCommandError(
           `upload of ${remotePath} to ${t.target} failed verification twice: expected sha256 ${want}, ` +
@@ -165,11 +208,13 @@ export async function uploadFile(
 
 async function remoteState(
   t: UploadTransport,
+  v: UploadVerifier,
   remotePath: string,
   part: string,
   size: number,
 ): Promise<{ finalHash?: string; partSize?: number }> {
-  const r = await t.run(shellJoin(['sh', '-c', STATE_SCRIPT, 'sh', remotePath, part, String(size)]));
+  const c = v.state(remotePath, part, size);
+  const r = await t.run(c.command, c.stdin);
   if (r.exitCode !== 0) {
     throw new RemoteCommandError(
       `cannot inspect ${remotePath} on ${t.target} (exit ${r.exitCode}): ${r.stderr.trim()}`,
@@ -186,9 +231,15 @@ async function remoteState(
   return out;
 }
 
-async function move(t: UploadTransport, part: string, remotePath: string, mode: number): Promise<'ok'> {
-  const modeText = (mode & 0o7777).toString(8);
-  const r = await t.run(shellJoin(['sh', '-c', MOVE_SCRIPT, 'sh', part, remotePath, modeText]));
+async function move(
+  t: UploadTransport,
+  v: UploadVerifier,
+  part: string,
+  remotePath: string,
+  mode: number,
+): Promise<'ok'> {
+  const c = v.move(part, remotePath, mode);
+  const r = await t.run(c.command, c.stdin);
   if (r.exitCode === 0 && r.stdout.trim() === 'ok') return 'ok';
   throw new RemoteCommandError(
     `cannot move ${part} into place on ${t.target} (exit ${r.exitCode}): ${r.stderr.trim()}`,
@@ -201,11 +252,16 @@ async function move(t: UploadTransport, part: string, remotePath: string, mode: 
  * Starts the host's hasher for `part`, already told that bytes [0, from) are there. Null when
  * the host cannot run it; the upload then hashes afterwards.
  */
-async function startHasher(t: UploadTransport, part: string, from: number): Promise<Hasher | null> {
-  if (!t.start) return null;
+async function startHasher(
+  t: UploadTransport,
+  v: UploadVerifier,
+  part: string,
+  from: number,
+): Promise<Hasher | null> {
+  if (!t.start || !v.streamingHash) return null;
   let cmd: RunningCommand;
   try {
-    cmd = await t.start(shellJoin(['sh', '-c', HASH_SCRIPT, 'sh', part]));
+    cmd = await t.start(v.streamingHash(part));
   } catch {
     return null;
   }
@@ -246,9 +302,16 @@ interface Hasher {
   abort(): void;
 }
 
-async function finish(t: UploadTransport, part: string, remotePath: string, want: string, mode: number) {
-  const modeText = (mode & 0o7777).toString(8);
-  const r = await t.run(shellJoin(['sh', '-c', FINISH_SCRIPT, 'sh', part, remotePath, want, modeText]));
+async function finish(
+  t: UploadTransport,
+  v: UploadVerifier,
+  part: string,
+  remotePath: string,
+  want: string,
+  mode: number,
+) {
+  const c = v.finish(part, remotePath, want, mode);
+  const r = await t.run(c.command, c.stdin);
   const out = r.stdout.trim();
   if (r.exitCode === 0 && out === 'ok') return 'ok';
   if (r.exitCode === 0 && out.startsWith('mismatch ')) return out.slice('mismatch '.length);
@@ -327,6 +390,7 @@ async function writePart(
   reader: SourceReader,
   from: number,
   opts: UploadOptions,
+  v: UploadVerifier,
   t?: UploadTransport,
   onHash?: (hash: string | null) => void,
 ): Promise<number> {
@@ -350,9 +414,9 @@ async function writePart(
       (cb) => sftp.open(part, from > 0 ? 'r+' : 'w', { mode }, cb),
     );
     const h = handle;
-    await request<void>('chmod of', (cb) => sftp.fchmod(h, mode, cb));
+    if (v.sftpModes) await request<void>('chmod of', (cb) => sftp.fchmod(h, mode, cb));
     // Opened after the SFTP open, so the hasher reads the file this upload writes.
-    hasher = t && onHash && opts.sizeBytes >= STREAM_HASH_MIN ? await startHasher(t, part, from) : null;
+    hasher = t && onHash && opts.sizeBytes >= STREAM_HASH_MIN ? await startHasher(t, v, part, from) : null;
     const total = opts.sizeBytes;
     // ssh2 splits a write longer than the server takes into parts sent one after the other,
     // each from our buffer. A write that fits is copied into its SSH packet at once, so the

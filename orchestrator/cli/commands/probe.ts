@@ -3,7 +3,10 @@
 import { writeFileSync } from 'node:fs';
 import { ConfigError } from '../../errors.ts';
 import { connectHost } from '../../phases/connect.ts';
+import { hostOsOf } from '../../phases/host-os.ts';
 import { probeHost } from '../../phases/probe.ts';
+import { probeWindows } from '../../phases/windows-host.ts';
+import { windowsWorkDir } from '../../platform/windows/host-commands.ts';
 import type { CommonFlags } from '../options.ts';
 import { askHidden, once } from '../prompts.ts';
 import { runSettingsFrom } from '../targets.ts';
@@ -27,7 +30,12 @@ export async function probeCommand(
     sudoPassword: once(() => askHidden('sudo password: ')),
   });
   try {
-    const { facts } = await probeHost(session, target.workDir ?? settings.workDir);
+    const workDir = target.workDir ?? settings.workDir;
+    // a Windows host answers with its own facts (what the Windows planner reads)
+    const facts =
+      hostOsOf(session.shell) === 'windows'
+        ? await probeWindows(session, windowsWorkDir(workDir))
+        : (await probeHost(session, workDir)).facts;
     const text = `${JSON.stringify(facts, null, 2)}\n`;
     if (flags.output) writeFileSync(flags.output, text);
     else process.stdout.write(text);

@@ -484,7 +484,7 @@ export function planWindowsBoot(input: WindowsPlanInput): WindowsPlanResult {
   const espGuid = normaliseGuid(esp.guid);
   const baseConfig: Stage2Config = {
     version: 1,
-    mode: input.mode === 'pretend' ? 'pretend' : 'flash',
+    mode: input.mode === 'pretend' || input.stage2Pretend ? 'pretend' : 'flash',
     fail_mode: input.failMode,
     grubenv: '',
     grubenv_b64: '',
