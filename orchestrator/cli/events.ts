@@ -3,6 +3,7 @@
 // or JSON lines a CI log gets.
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import { formatProgressBytes, formatProgressDuration } from '../report/format.ts';
 import type { Outcome, PhaseName } from '../report/host-report.ts';
 
 interface At {
@@ -149,35 +150,13 @@ export class ProgressThrottle {
   }
 }
 
-/** `0.4s`, `12s`, `3m05s`, `1h02m`: short enough for a bar, exact enough for a log. */
-export function formatDuration(ms: number): string {
-  if (ms < 10_000) return `${(ms / 1000).toFixed(1)}s`;
-  const seconds = Math.round(ms / 1000);
-  if (seconds < 60) return `${seconds}s`;
-  const minutes = Math.floor(seconds / 60);
-  if (minutes < 60) return `${minutes}m${String(seconds % 60).padStart(2, '0')}s`;
-  return `${Math.floor(minutes / 60)}h${String(minutes % 60).padStart(2, '0')}m`;
-}
-
-const BYTE_UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-
-/** `512 B`, `1.5 MiB`: image sizes and transfer rates. */
-export function formatBytes(bytes: number): string {
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < BYTE_UNITS.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return unit === 0 ? `${value} B` : `${value.toFixed(1)} ${BYTE_UNITS[unit]}`;
-}
-
 /**
  * Progress values are bytes in the phases that move bytes (payload, upload); elsewhere they are
  * plain counts (e.g. seconds waited for a reboot) and are shown as such.
  */
 export function formatAmount(phase: PhaseName | null, done: number, total: number): string {
-  if (phase === 'upload' || phase === 'payload') return `${formatBytes(done)}/${formatBytes(total)}`;
+  if (phase === 'upload' || phase === 'payload')
+    return `${formatProgressBytes(done)}/${formatProgressBytes(total)}`;
   return `${done}/${total}`;
 }
 
@@ -224,7 +203,7 @@ export function formatEventLine(event: FleetEvent): string | null {
     case 'host-retry':
       return `${event.host}: retrying ${event.what}`;
     case 'host-finished':
-      return `${event.host}: ${event.outcome} in ${formatDuration(event.durationMs)}${event.detail ? `: ${event.detail}` : ''}`;
+      return `${event.host}: ${event.outcome} in ${formatProgressDuration(event.durationMs)}${event.detail ? `: ${event.detail}` : ''}`;
     case 'host-skipped':
       return `${event.host}: ${event.outcome}: ${event.reason}`;
     case 'budget-spent':
@@ -233,7 +212,7 @@ export function formatEventLine(event: FleetEvent): string | null {
     case 'aborting':
       return event.message;
     case 'run-finished': {
-      const done = `${event.interrupted ? 'interrupted' : 'finished'} in ${formatDuration(event.durationMs)}: ${formatCounts(event.counts)}`;
+      const done = `${event.interrupted ? 'interrupted' : 'finished'} in ${formatProgressDuration(event.durationMs)}: ${formatCounts(event.counts)}`;
       return event.exitCode === 0 ? done : `${done}; hosts to re-run are listed in ${event.failedHostsFile}`;
     }
   }

@@ -3,15 +3,14 @@
 // printed as a line above the bars. Anywhere else (a CI log, a pipe, --json): one line per
 // event, progress thinned out so nothing floods the log.
 import cliProgress from 'cli-progress';
+import { formatProgressBytes, formatProgressDuration } from '../report/format.ts';
 import type { Outcome, PhaseName } from '../report/host-report.ts';
 import {
   createLineSink,
   type EventSink,
   type FleetEvent,
   formatAmount,
-  formatBytes,
   formatCounts,
-  formatDuration,
   formatEventLine,
   type ThrottleOptions,
 } from './events.ts';
@@ -188,7 +187,7 @@ class BarDisplay implements ProgressDisplay {
 
   private overallLine(bar: string): string {
     const waves = this.wave.of > 1 ? `  wave ${this.wave.current}/${this.wave.of}` : '';
-    const elapsed = formatDuration(this.now() - this.startedAt);
+    const elapsed = formatProgressDuration(this.now() - this.startedAt);
     const hidden = this.inFlight - this.slots.filter((s) => s.host !== null).length;
     const flight =
       this.inFlight > 0 ? `  ${this.inFlight} in flight${hidden > 0 ? ` (${hidden} not shown)` : ''}` : '';
@@ -215,8 +214,8 @@ class BarDisplay implements ProgressDisplay {
       const perSecond = seconds >= 0.5 ? (slot.done - slot.rateFrom.done) / seconds : 0;
       if (perSecond > 0) {
         const bytes = slot.phase === 'upload' || slot.phase === 'payload';
-        const speed = bytes ? `${formatBytes(perSecond)}/s` : `${perSecond.toFixed(1)}/s`;
-        rate = `  ${speed}  ETA ${formatDuration(((slot.total - slot.done) / perSecond) * 1000)}`;
+        const speed = bytes ? `${formatProgressBytes(perSecond)}/s` : `${perSecond.toFixed(1)}/s`;
+        rate = `  ${speed}  ETA ${formatProgressDuration(((slot.total - slot.done) / perSecond) * 1000)}`;
       }
     }
     return `${head} ${bar} ${percent} ${amount}${rate}${retries}`;
@@ -288,7 +287,7 @@ class BarDisplay implements ProgressDisplay {
         this.tally(event.outcome);
         const detail = event.detail ? `  ${event.detail}` : '';
         this.log(
-          `${outcomeMark(event.outcome)} ${column(event.host, this.hostWidth)} ${column(event.outcome, 15)} ${formatDuration(event.durationMs)}${detail}`,
+          `${outcomeMark(event.outcome)} ${column(event.host, this.hostWidth)} ${column(event.outcome, 15)} ${formatProgressDuration(event.durationMs)}${detail}`,
         );
         return;
       }

@@ -16,11 +16,21 @@
 //   file). Stage2 moves config.txt.TIMESTAMP back over config.txt before anything else.
 //
 // Pure: facts and sizes in, a Plan or the reasons for refusing out.
-import { createHash } from 'node:crypto';
 import { posix } from 'node:path';
-import { renderStage2Config } from '../../stage2/build/stage2-config.ts';
 import type { DirLocation, Facts } from '../facts/facts.ts';
 import type { ApplyStep, Plan, PlanInput, PlanResult } from '../plan/plan.ts';
+import {
+  backupStep,
+  bootFileBefore,
+  initramfsCopyStep,
+  kernelCopyStep,
+  restoreEntry,
+  type Stage2Kernel,
+  sha256,
+  stage2ConfigStep,
+  stage2KernelArgs,
+  stage2KernelSource,
+} from './boot-partition-files.ts';
 import type { Device } from './device.ts';
 import {
   bootFileContent,
@@ -29,14 +39,13 @@ import {
   firmwareStage2Config,
   hasBootFile,
   hostProblems,
-  INITRAMFS_NAME,
   imageNameFor,
   installDiskOf,
   payloadFiles,
   sizeProblems,
   workDirOf,
 } from './firmware-common.ts';
-import { BOOT_SUBDIR, formatBytes, STAGE2_CONFIG_NAME, stage2Consoles } from './grub.ts';
+import { BOOT_SUBDIR, formatBytes, STAGE2_CONFIG_NAME } from './grub.ts';
 import { TRYBOOT_BOOTLOADER_SINCE } from './registry.ts';
 
 /** Stage2's files in balena-migrate/ on the boot partition. */
@@ -54,8 +63,6 @@ const KERNEL_BY_FLAVOUR: [RegExp, string][] = [
   [/-(rpi-)?v7\+?$/, 'kernel7.img'],
   [/(-rpi-v6|\+)$/, 'kernel.img'],
 ];
-
-const sha256 = (b: Buffer | string): string => createHash('sha256').update(b).digest('hex');
 
 /** The FAT partition the firmware reads: the one of /boot/firmware or /boot that has config.txt. */
 export function rpiBootDir(facts: Facts): DirLocation | null {
@@ -153,37 +160,26 @@ export function planRpiBoot(input: PlanInput, device: Device): PlanResult {
   }
 
   // ---- kernel ------------------------------------------------------------------------------
-  let kernelFrom: string | null = null;
-  let kernelBytes = 0;
-  let kernelSha: string | undefined;
-  if (input.kernel.source === 'file') {
-    kernelFrom = posix.join(input.workDir, 'vmlinuz');
-    kernelBytes = input.kernel.file.sizeBytes;
-    kernelSha = input.kernel.file.sha256;
-  } else {
-    if (facts.kernel.image) {
-      kernelFrom = facts.kernel.image;
-      kernelBytes = facts.kernel.imageSizeBytes ?? 0;
+  let kernel: Stage2Kernel | null = stage2KernelSource(input);
+  if (!kernel) {
+    // no /boot/vmlinuz-RELEASE: the firmware's kernel*.img of the running kernel's flavour
+    const name = KERNEL_BY_FLAVOUR.find(([re]) => re.test(facts.kernel.release))?.[1];
+    const file = name ? facts.boot?.files.find((f) => f.path === `${boot.path}/${name}`) : undefined;
+    if (file) {
+      kernel = { from: file.path, bytes: file.sizeBytes };
     } else {
-      const name = KERNEL_BY_FLAVOUR.find(([re]) => re.test(facts.kernel.release))?.[1];
-      const file = name ? facts.boot?.files.find((f) => f.path === `${boot.path}/${name}`) : undefined;
-      if (file) {
-        kernelFrom = file.path;
-        kernelBytes = file.sizeBytes;
-      } else {
-        reasons.push(
-          `the running kernel ${facts.kernel.release} has no image: neither /boot/vmlinuz-${facts.kernel.release} ` +
-            `nor ${name ? `${boot.path}/${name}` : `a ${boot.path}/kernel*.img of its flavour`} exists; reboot into ` +
-            'the installed kernel, or supply a migration kernel',
-        );
-      }
-    }
-    if (!facts.kernel.modulesDir) {
       reasons.push(
-        `/lib/modules/${facts.kernel.release} is missing: the stage2 initramfs needs this kernel's modules; ` +
-          'reboot into the installed kernel, or supply a migration kernel',
+        `the running kernel ${facts.kernel.release} has no image: neither /boot/vmlinuz-${facts.kernel.release} ` +
+          `nor ${name ? `${boot.path}/${name}` : `a ${boot.path}/kernel*.img of its flavour`} exists; reboot into ` +
+          'the installed kernel, or supply a migration kernel',
       );
     }
+  }
+  if (input.kernel.source === 'host' && !facts.kernel.modulesDir) {
+    reasons.push(
+      `/lib/modules/${facts.kernel.release} is missing: the stage2 initramfs needs this kernel's modules; ` +
+        'reboot into the installed kernel, or supply a migration kernel',
+    );
   }
 
   // ---- disks, work dir, image, sizes ---------------------------------------------------------
@@ -199,22 +195,20 @@ export function planRpiBoot(input: PlanInput, device: Device): PlanResult {
   }
   const work = workDirOf(facts, input.workDir);
   reasons.push(...work.reasons);
-  const bootFilesBytes = kernelBytes + input.initramfs.data.length + configTxt.length * 2 + 8192;
+  const bootFilesBytes = (kernel?.bytes ?? 0) + input.initramfs.data.length + configTxt.length * 2 + 8192;
   const sizes = sizeProblems(input, boot, bootFilesBytes);
   reasons.push(...sizes.reasons);
 
   const tryboot = trybootSupport(facts, device);
   const trybootPath = `${boot.path}/tryboot.txt`;
-  const trybootBefore = bootFileContent(facts, trybootPath);
-  if (tryboot.ok && hasBootFile(facts, trybootPath) && !trybootBefore) {
-    reasons.push(`${trybootPath} exists but could not be read: it could not be put back byte for byte`);
-  }
+  const { before: trybootBefore, reasons: trybootReasons } = bootFileBefore(facts, trybootPath);
+  if (tryboot.ok) reasons.push(...trybootReasons);
 
   if (
     reasons.length > 0 ||
     !bootPart.part ||
     !configBytes ||
-    !kernelFrom ||
+    !kernel ||
     !install.disk ||
     !install.rootPart ||
     !work.dev ||
@@ -229,7 +223,7 @@ export function planRpiBoot(input: PlanInput, device: Device): PlanResult {
   const stage2ConfigPath = posix.join(boot.path, STAGE2_CONFIG_NAME);
   const ts = input.timestamp;
   const arm64 = facts.arch === 'aarch64';
-  const cmdline = `${stage2Consoles(facts.kernel.cmdline).join(' ')} root=PARTUUID=${bootPart.part.partuuid} rootwait panic=10\n`;
+  const cmdline = `${stage2KernelArgs(facts, bootPart.part)}\n`;
   const restores: { from: string; to: string }[] = [];
   const steps: ApplyStep[] = [
     {
@@ -238,22 +232,8 @@ export function planRpiBoot(input: PlanInput, device: Device): PlanResult {
       mode: 0o755,
       description: `create ${dir} for the stage2 kernel and initramfs`,
     },
-    {
-      kind: 'copy',
-      from: kernelFrom,
-      to: posix.join(dir, RPI_KERNEL_NAME),
-      mode: 0o644,
-      description: `copy the ${input.kernel.source === 'host' ? "host's own" : 'supplied'} kernel ${kernelFrom}`,
-      ...(kernelSha ? { sha256: kernelSha } : {}),
-    },
-    {
-      kind: 'copy',
-      from: posix.join(input.workDir, INITRAMFS_NAME),
-      to: posix.join(dir, RPI_INITRAMFS_NAME),
-      mode: 0o644,
-      description: 'copy the stage2 initramfs',
-      sha256: input.initramfs.sha256,
-    },
+    kernelCopyStep(input, kernel, posix.join(dir, RPI_KERNEL_NAME)),
+    initramfsCopyStep(input, posix.join(dir, RPI_INITRAMFS_NAME)),
     {
       kind: 'write',
       path: posix.join(dir, RPI_CMDLINE_NAME),
@@ -277,19 +257,9 @@ export function planRpiBoot(input: PlanInput, device: Device): PlanResult {
       description: `check that ${configPath} is still what was probed (tryboot.txt is made from it)`,
       sha256: sha256(configBytes),
     });
-    if (trybootBefore) {
-      steps.push({
-        kind: 'copy',
-        from: trybootPath,
-        to: `${trybootPath}.${ts}`,
-        mode: 0o644,
-        description: `back up ${trybootPath} to ${trybootPath}.${ts}`,
-        sha256: sha256(trybootBefore),
-      });
-      restores.push({ from: `tryboot.txt.${ts}`, to: 'tryboot.txt' });
-    } else {
-      restores.push({ from: '', to: 'tryboot.txt' });
-    }
+    if (trybootBefore)
+      steps.push(backupStep(trybootPath, ts, trybootBefore, { mode: 0o644, sayChecked: false }));
+    restores.push(restoreEntry('tryboot.txt', ts, trybootBefore !== null));
     steps.push({
       kind: 'write',
       path: trybootPath,
@@ -310,24 +280,14 @@ export function planRpiBoot(input: PlanInput, device: Device): PlanResult {
         why: `one boot: stage2 moves config.txt.${ts} back over this file first`,
       }),
     );
-    steps.push(
-      {
-        kind: 'copy',
-        from: configPath,
-        to: `${configPath}.${ts}`,
-        mode: 0o755,
-        description: `back up ${configPath} to ${configPath}.${ts} (and check it is still what was probed)`,
-        sha256: sha256(configBytes),
-      },
-      {
-        kind: 'write',
-        path: configPath,
-        content,
-        mode: 0o755,
-        description: `add the stage2 section to ${configPath}: the next boot starts stage2`,
-      },
-    );
-    restores.push({ from: `config.txt.${ts}`, to: 'config.txt' });
+    steps.push(backupStep(configPath, ts, configBytes, { mode: 0o755, sayChecked: true }), {
+      kind: 'write',
+      path: configPath,
+      content,
+      mode: 0o755,
+      description: `add the stage2 section to ${configPath}: the next boot starts stage2`,
+    });
+    restores.push(restoreEntry('config.txt', ts, true));
     oneShot = { mechanism: 'rpi-config-txt', argv: [] };
     notes.push(
       `boot into stage2: ${configPath} gets a stage2 section (no one-shot: ${tryboot.why}); stage2 moves ` +
@@ -347,18 +307,12 @@ export function planRpiBoot(input: PlanInput, device: Device): PlanResult {
   });
   if (stage2.problems.length > 0) return { ok: false, reasons: stage2.problems };
   // balena-stage2.yml goes before the switch (config.txt or tryboot.txt), which comes last
-  steps.splice(4, 0, {
-    kind: 'write',
-    path: stage2ConfigPath,
-    content: renderStage2Config(stage2.config),
-    mode: 0o644,
-    description: `write the stage2 config ${stage2ConfigPath}`,
-  });
+  steps.splice(4, 0, stage2ConfigStep(stage2ConfigPath, stage2.config));
 
   notes.unshift(
     `device: ${device.name} (${device.evidence.join(', ')}), balena device type ${device.deviceType}`,
     `boot: Raspberry Pi firmware, ${boot.path} on ${bootPart.part.name} (${boot.fstype}, PARTUUID ${bootPart.part.partuuid})`,
-    `kernel: ${kernelFrom} (${formatBytes(kernelBytes)}, ${arm64 ? '64' : '32'}-bit), initramfs ` +
+    `kernel: ${kernel.from} (${formatBytes(kernel.bytes)}, ${arm64 ? '64' : '32'}-bit), initramfs ` +
       `${formatBytes(input.initramfs.data.length)}, both copied to ${dir}; the SD/eMMC drivers (sdhci-iproc, ` +
       `bcm2835-sdhost, mmc_block) are built into Raspberry Pi kernels, modules carried: ` +
       `${facts.storageModules.join(', ') || 'none needed for the boot disk'}`,

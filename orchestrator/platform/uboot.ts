@@ -14,34 +14,38 @@
 // Stage2 boots the host's own kernel (zImage) with the device tree the board needs and the
 // stage2 initramfs, root= the partition holding uEnv.txt (or extlinux.conf), with
 // balena-stage2.yml at its root. Pure: facts and sizes in, a Plan or the reasons out.
-import { createHash } from 'node:crypto';
 import { posix } from 'node:path';
-import { renderStage2Config } from '../../stage2/build/stage2-config.ts';
 import type { BlockDevice, DirLocation, Facts } from '../facts/facts.ts';
 import type { ApplyStep, Plan, PlanInput, PlanResult } from '../plan/plan.ts';
+import {
+  backupStep,
+  bootFileBefore,
+  initramfsCopyStep,
+  kernelCopyStep,
+  restoreEntry,
+  stage2ConfigStep,
+  stage2KernelArgs,
+  stage2KernelSource,
+} from './boot-partition-files.ts';
 import type { Device } from './device.ts';
 import {
   blockByName,
-  bootFileContent,
   bootPartitionProblems,
   commonNotes,
   firmwareStage2Config,
   hasBootFile,
   hostProblems,
-  INITRAMFS_NAME,
   imageNameFor,
   installDiskOf,
   payloadFiles,
   sizeProblems,
   workDirOf,
 } from './firmware-common.ts';
-import { BOOT_SUBDIR, formatBytes, STAGE2_CONFIG_NAME, stage2Consoles } from './grub.ts';
+import { BOOT_SUBDIR, formatBytes, STAGE2_CONFIG_NAME } from './grub.ts';
 
 export const UBOOT_KERNEL_NAME = 'vmlinuz';
 export const UBOOT_INITRAMFS_NAME = 'initramfs.gz';
 export const EXTLINUX_LABEL = 'balena-migrate-stage2';
-
-const sha256 = (b: Buffer | string): string => createHash('sha256').update(b).digest('hex');
 
 /** How this board's u-boot is made to boot stage2. */
 export type UbootMethod =
@@ -188,17 +192,8 @@ export function planUbootBoot(input: PlanInput, device: Device): PlanResult {
   const method = found.method;
 
   // ---- kernel and device tree ----------------------------------------------------------------
-  let kernelFrom: string | null = null;
-  let kernelBytes = 0;
-  let kernelSha: string | undefined;
-  if (input.kernel.source === 'file') {
-    kernelFrom = posix.join(input.workDir, 'vmlinuz');
-    kernelBytes = input.kernel.file.sizeBytes;
-    kernelSha = input.kernel.file.sha256;
-  } else if (facts.kernel.image) {
-    kernelFrom = facts.kernel.image;
-    kernelBytes = facts.kernel.imageSizeBytes ?? 0;
-  } else {
+  const kernel = stage2KernelSource(input);
+  if (!kernel) {
     reasons.push(
       `the running kernel ${facts.kernel.release} has no image at /boot/vmlinuz-${facts.kernel.release}: ` +
         'reboot into the installed kernel, or supply a migration kernel',
@@ -242,13 +237,12 @@ export function planUbootBoot(input: PlanInput, device: Device): PlanResult {
   if (method) {
     const root = method.dir.path === '/' ? '' : method.dir.path;
     confPath = method.kind === 'uenv' ? `${root}/uEnv.txt` : method.confPath;
-    confBefore = bootFileContent(facts, confPath);
-    if (hasBootFile(facts, confPath) && !confBefore) {
-      reasons.push(`${confPath} exists but could not be read: it could not be put back byte for byte`);
-    }
+    const conf = bootFileBefore(facts, confPath);
+    confBefore = conf.before;
+    reasons.push(...conf.reasons);
     if (method.kind === 'extlinux' && !confBefore) reasons.push(`${confPath} could not be read`);
   }
-  const bootFilesBytes = kernelBytes + input.initramfs.data.length + 512 * 1024 + 8192;
+  const bootFilesBytes = (kernel?.bytes ?? 0) + input.initramfs.data.length + 512 * 1024 + 8192;
   const sizes = method ? sizeProblems(input, method.dir, bootFilesBytes) : null;
   reasons.push(...(sizes?.reasons ?? []));
 
@@ -257,7 +251,7 @@ export function planUbootBoot(input: PlanInput, device: Device): PlanResult {
     !method ||
     !sizes ||
     !part.part ||
-    !kernelFrom ||
+    !kernel ||
     !dtbName ||
     !dtbDir ||
     !install.disk ||
@@ -281,9 +275,9 @@ export function planUbootBoot(input: PlanInput, device: Device): PlanResult {
   const stage2ConfigPath = posix.join(mp, STAGE2_CONFIG_NAME);
   const ts = input.timestamp;
   const partNumber = part.part.partNumber ?? 1;
-  const bootargs = `${stage2Consoles(facts.kernel.cmdline).join(' ')} root=PARTUUID=${part.part.partuuid} rootwait panic=10`;
+  const bootargs = stage2KernelArgs(facts, part.part);
   const confRel = inPart(confPath).replace(/^\//, '');
-  const restores = confBefore ? [{ from: `${confRel}.${ts}`, to: confRel }] : [{ from: '', to: confRel }];
+  const restores = [restoreEntry(confRel, ts, confBefore !== null)];
   const stage2 = firmwareStage2Config({
     input,
     imageName: image.name,
@@ -303,14 +297,7 @@ export function planUbootBoot(input: PlanInput, device: Device): PlanResult {
       mode: 0o755,
       description: `create ${dir} for the stage2 kernel, device tree and initramfs`,
     },
-    {
-      kind: 'copy',
-      from: kernelFrom,
-      to: posix.join(dir, UBOOT_KERNEL_NAME),
-      mode: 0o644,
-      description: `copy the ${input.kernel.source === 'host' ? "host's own" : 'supplied'} kernel ${kernelFrom}`,
-      ...(kernelSha ? { sha256: kernelSha } : {}),
-    },
+    kernelCopyStep(input, kernel, posix.join(dir, UBOOT_KERNEL_NAME)),
     {
       kind: 'copy',
       from: posix.join(dtbDir, dtbName),
@@ -318,32 +305,10 @@ export function planUbootBoot(input: PlanInput, device: Device): PlanResult {
       mode: 0o644,
       description: `copy the device tree ${posix.join(dtbDir, dtbName)}`,
     },
-    {
-      kind: 'copy',
-      from: posix.join(input.workDir, INITRAMFS_NAME),
-      to: posix.join(dir, UBOOT_INITRAMFS_NAME),
-      mode: 0o644,
-      description: 'copy the stage2 initramfs',
-      sha256: input.initramfs.sha256,
-    },
-    {
-      kind: 'write',
-      path: stage2ConfigPath,
-      content: renderStage2Config(stage2.config),
-      mode: 0o644,
-      description: `write the stage2 config ${stage2ConfigPath}`,
-    },
+    initramfsCopyStep(input, posix.join(dir, UBOOT_INITRAMFS_NAME)),
+    stage2ConfigStep(stage2ConfigPath, stage2.config),
   ];
-  if (confBefore) {
-    steps.push({
-      kind: 'copy',
-      from: confPath,
-      to: `${confPath}.${ts}`,
-      mode: 0o644,
-      description: `back up ${confPath} to ${confPath}.${ts} (and check it is still what was probed)`,
-      sha256: sha256(confBefore),
-    });
-  }
+  if (confBefore) steps.push(backupStep(confPath, ts, confBefore, { mode: 0o644, sayChecked: true }));
   const dirInPart = inPart(dir);
   if (method.kind === 'uenv') {
     steps.push({
@@ -372,7 +337,7 @@ export function planUbootBoot(input: PlanInput, device: Device): PlanResult {
   notes.push(
     `device: ${device.name} (${device.evidence.join(', ')}), balena device type ${device.deviceType}`,
     `boot: u-boot; ${method.why}; ${confPath} on ${part.part.name} (${method.dir.fstype}, PARTUUID ${part.part.partuuid})`,
-    `kernel: ${kernelFrom} (${formatBytes(kernelBytes)}), device tree ${dtbName}, initramfs ` +
+    `kernel: ${kernel.from} (${formatBytes(kernel.bytes)}), device tree ${dtbName}, initramfs ` +
       `${formatBytes(input.initramfs.data.length)}, all copied to ${dir}`,
     `boot into stage2: no one-shot in u-boot: ${confPath} ${confBefore ? `is backed up to ${confPath}.${ts} and ` : ''}` +
       `${method.kind === 'uenv' ? 'written' : 'gets a default stage2 entry'}; stage2 puts the former ` +

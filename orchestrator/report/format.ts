@@ -1,5 +1,6 @@
 // Small pure helpers every fleet renderer shares: the order problems are listed in, the one
-// line that says why a host is not done, and how durations and byte counts read.
+// line that says why a host is not done, and how durations and byte counts read (in reports
+// and on the live display).
 import type { HostReport, Outcome } from './host-report.ts';
 
 /** Outcomes from "a human must look now" to "done"; renderers list problems first in this order. */
@@ -108,32 +109,61 @@ export function reasonLine(host: HostReport): string {
   return oneLine(next ? `${host.outcome}; next: ${next}` : host.outcome);
 }
 
-/** Compact duration: `850ms`, `12.3s`, `4m05s`, `1h02m`; `-` when unknown. */
+// Two readings of durations and sizes, kept apart on purpose: reports show sub-second
+// durations in ms and drop the decimal once a size reaches 10 units; the live display and the
+// event lines keep one decimal, so a bar's width does not jump while it runs. Both share the
+// unit arithmetic below.
+
+/** TOTAL in two units, the smaller padded: `4m05s` for 245 s, `1h02m` for 62 min. */
+function twoUnits(total: number, major: string, minor: string): string {
+  return `${Math.floor(total / 60)}${major}${String(total % 60).padStart(2, '0')}${minor}`;
+}
+
+const BINARY_UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
+
+/** BYTES divided by 1024 until under 1024 or at BINARY_UNITS[largest]. */
+function scaleBytes(bytes: number, largest: number): { value: number; unit: string } {
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < largest) {
+    value /= 1024;
+    unit++;
+  }
+  return { value, unit: BINARY_UNITS[unit]! };
+}
+
+/** Compact duration for reports: `850ms`, `12.3s`, `4m05s`, `1h02m`; `-` when unknown. */
 export function formatDuration(ms: number | null | undefined): string {
   if (ms === null || ms === undefined || !Number.isFinite(ms) || ms < 0) return '-';
   if (ms < 1000) return `${Math.round(ms)}ms`;
   if (ms < 59_950) return `${(ms / 1000).toFixed(1)}s`;
   const totalSeconds = Math.round(ms / 1000);
-  if (totalSeconds < 3600) {
-    const m = Math.floor(totalSeconds / 60);
-    return `${m}m${String(totalSeconds % 60).padStart(2, '0')}s`;
-  }
-  const totalMinutes = Math.round(ms / 60_000);
-  return `${Math.floor(totalMinutes / 60)}h${String(totalMinutes % 60).padStart(2, '0')}m`;
+  if (totalSeconds < 3600) return twoUnits(totalSeconds, 'm', 's');
+  return twoUnits(Math.round(ms / 60_000), 'h', 'm');
 }
 
-/** Binary-prefixed size: `0 B`, `512 B`, `3.4 MiB`, `1.2 GiB`. */
+/** Binary-prefixed size for reports: `0 B`, `512 B`, `3.4 MiB`, `1.2 GiB`; `-` when unknown. */
 export function formatBytes(bytes: number | null | undefined): string {
   if (bytes === null || bytes === undefined || !Number.isFinite(bytes) || bytes < 0) return '-';
   if (bytes < 1024) return `${Math.round(bytes)} B`;
-  const units = ['KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
-  let value = bytes / 1024;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return `${value.toFixed(value < 10 ? 1 : 0)} ${units[unit]}`;
+  const { value, unit } = scaleBytes(bytes, 5);
+  return `${value.toFixed(value < 10 ? 1 : 0)} ${unit}`;
+}
+
+/** Duration on the live display and in event lines: `0.4s`, `12s`, `3m05s`, `1h02m`. */
+export function formatProgressDuration(ms: number): string {
+  if (ms < 10_000) return `${(ms / 1000).toFixed(1)}s`;
+  const seconds = Math.round(ms / 1000);
+  if (seconds < 60) return `${seconds}s`;
+  const minutes = Math.floor(seconds / 60);
+  if (minutes < 60) return twoUnits(seconds, 'm', 's');
+  return twoUnits(minutes, 'h', 'm');
+}
+
+/** Size on the live display and in event lines: `512 B`, `1.5 MiB` (sizes and transfer rates). */
+export function formatProgressBytes(bytes: number): string {
+  const { value, unit } = scaleBytes(bytes, 4);
+  return unit === 'B' ? `${value} B` : `${value.toFixed(1)} ${unit}`;
 }
 
 /** The last `lines` lines of a log (without a trailing empty line), and how many were cut. */

@@ -18,11 +18,12 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createConnection, createServer, type Server } from 'node:net';
+import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { answersWithBanner } from './sshd.ts';
 
 const run = promisify(execFile);
 const SSHD = '/usr/sbin/sshd';
@@ -310,20 +311,6 @@ async function waitForBanner(port: number, child: ChildProcess, timeoutMs: numbe
     await new Promise((r) => setTimeout(r, 30));
   }
   return false;
-}
-
-/** True when 127.0.0.1:port answers with an SSH banner. */
-export function answersWithBanner(port: number, host = '127.0.0.1'): Promise<boolean> {
-  return new Promise((done) => {
-    const sock = createConnection({ host, port });
-    const finish = (ok: boolean) => {
-      sock.destroy();
-      done(ok);
-    };
-    sock.setTimeout(2000, () => finish(false));
-    sock.once('error', () => finish(false));
-    sock.once('data', (d) => finish(d.toString('latin1').startsWith('SSH-2.0-')));
-  });
 }
 
 function killAndWait(child: ChildProcess): Promise<void> {

@@ -9,6 +9,7 @@ import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import type { ConnectOptions } from '../../orchestrator/ssh/session.ts';
 
 const run = promisify(execFile);
 const SSHD = '/usr/sbin/sshd';
@@ -43,6 +44,8 @@ export interface Sshd {
   hostKeys: { type: string; pub: string; blob: Buffer; path: string }[];
   /** A plain known_hosts line for this server: `[127.0.0.1]:PORT ssh-ed25519 AAAA...`. */
   knownHostsLine: string;
+  /** A known_hosts file (in `dir`) holding just `knownHostsLine`. */
+  knownHostsFile: string;
   /** An unencrypted ed25519 client key, authorized for every user. */
   clientKeyPath: string;
   clientKeyPub: string;
@@ -125,6 +128,10 @@ export async function startSshd(opts: SshdOptions = {}): Promise<Sshd> {
   let lastError: unknown;
   for (let attempt = 0; attempt < 5; attempt++) {
     const port = await freePort();
+    const knownHostsFile = await writeKnownHostsFor(
+      { hostKeyPub: hostKey.pub, port },
+      join(dir, 'known_hosts'),
+    );
     try {
       const stop = await launch(configFile, port, logFile);
       return {
@@ -135,6 +142,7 @@ export async function startSshd(opts: SshdOptions = {}): Promise<Sshd> {
         hostKeyBlob: hostKey.blob,
         hostKeys,
         knownHostsLine: `[127.0.0.1]:${port} ${hostKey.pub}`,
+        knownHostsFile,
         clientKeyPath: client.path,
         clientKeyPub: client.pub,
         logFile,
@@ -167,7 +175,7 @@ async function launch(configFile: string, port: number, logFile: string): Promis
   });
 
   const deadline = Date.now() + 10_000;
-  while (!(await answersWithBanner(port))) {
+  while (!(await answersWithBanner(port, '127.0.0.1', 1000))) {
     if (gone || Date.now() > deadline) {
       child.kill('SIGKILL');
       const log = await readFile(logFile, 'utf8').catch(() => '');
@@ -181,17 +189,44 @@ async function launch(configFile: string, port: number, logFile: string): Promis
   };
 }
 
-function answersWithBanner(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const sock = createConnection({ host: '127.0.0.1', port });
-    const done = (ok: boolean) => {
+/** True when HOST:PORT answers with an SSH banner within TIMEOUT_MS. */
+export function answersWithBanner(port: number, host = '127.0.0.1', timeoutMs = 2000): Promise<boolean> {
+  return new Promise((done) => {
+    const sock = createConnection({ host, port });
+    const finish = (ok: boolean) => {
       sock.destroy();
-      resolve(ok);
+      done(ok);
     };
-    sock.setTimeout(1000, () => done(false));
-    sock.once('error', () => done(false));
-    sock.once('data', (d) => done(d.toString('latin1').startsWith('SSH-2.0-')));
+    sock.setTimeout(timeoutMs, () => finish(false));
+    sock.once('error', () => finish(false));
+    sock.once('data', (d) => finish(d.toString('latin1').startsWith('SSH-2.0-')));
   });
+}
+
+/**
+ * Writes a known_hosts file at PATH that trusts SSHD's host key at 127.0.0.1:PORT: its own
+ * port, or that of a proxy in front of it.
+ */
+export async function writeKnownHostsFor(
+  sshd: Pick<Sshd, 'hostKeyPub' | 'port'>,
+  path: string,
+  port = sshd.port,
+): Promise<string> {
+  await writeFile(path, `[127.0.0.1]:${port} ${sshd.hostKeyPub}\n`);
+  return path;
+}
+
+/** Options to log in to SSHD as root with its client key, no agent, trusting its known_hosts file; EXTRA wins. */
+export function connectOptions(sshd: Sshd, extra: Partial<ConnectOptions> = {}): ConnectOptions {
+  return {
+    host: '127.0.0.1',
+    port: sshd.port,
+    username: 'root',
+    identityFiles: [sshd.clientKeyPath],
+    agentSocket: null,
+    knownHostsFile: sshd.knownHostsFile,
+    ...extra,
+  };
 }
 
 export interface TestUser {

@@ -1,56 +1,47 @@
 // The same fleet written three ways (our inventory, an Ansible INI and an Ansible YAML
 // inventory) gives the same hosts and the same outcomes over real sshd hosts, groups and
 // --limit included.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import {
   ansibleIniInventory,
   ansibleYamlInventory,
-  type FleetHosts,
   fleetFlags,
   nativeInventory,
   readHostReports,
   runCli,
-  startFleetHosts,
 } from '../helpers/fleet-hosts.ts';
+import { fleetPerFile } from '../helpers/fleet-per-file.ts';
 
-let fleet: FleetHosts;
-let dir: string;
 const files: Record<string, string> = {};
 const GROUPS = { lab: ['pc-1', 'pc-gone', 'pc-locked'], field: ['pc-2', 'pc-stranger', 'pc-done'] };
 
-beforeAll(async () => {
-  fleet = await startFleetHosts([
-    { name: 'pc-1' },
-    { name: 'pc-gone', kind: 'down' },
-    { name: 'pc-locked', kind: 'probe-fails' },
-    { name: 'pc-2' },
-    { name: 'pc-stranger', kind: 'refuses-auth' },
-    { name: 'pc-done', balenaOS: true },
-  ]);
-  dir = mkdtempSync(join(tmpdir(), 'bm-fleet-ansible-'));
+const bed = fleetPerFile('ansible', [
+  { name: 'pc-1' },
+  { name: 'pc-gone', kind: 'down' },
+  { name: 'pc-locked', kind: 'probe-fails' },
+  { name: 'pc-2' },
+  { name: 'pc-stranger', kind: 'refuses-auth' },
+  { name: 'pc-done', balenaOS: true },
+]);
+
+beforeAll(() => {
   for (const [format, text] of [
-    ['ours.yml', nativeInventory(fleet, GROUPS)],
-    ['ansible.ini', ansibleIniInventory(fleet, GROUPS)],
-    ['ansible.yml', ansibleYamlInventory(fleet, GROUPS)],
+    ['ours.yml', nativeInventory(bed.fleet, GROUPS)],
+    ['ansible.ini', ansibleIniInventory(bed.fleet, GROUPS)],
+    ['ansible.yml', ansibleYamlInventory(bed.fleet, GROUPS)],
   ] as const) {
-    files[format] = join(dir, format);
+    files[format] = join(bed.dir, format);
     writeFileSync(files[format], text);
   }
-});
-
-afterAll(async () => {
-  await fleet?.stop();
-  if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
 /** What must not depend on the inventory's format: per host, where it was reached and how it ended. */
 async function checkWith(inventory: string, ...args: string[]) {
   // A runs directory per call: the three formats run at once.
-  const runsDir = join(dir, `runs-${basename(inventory)}-${args.join('_')}`);
-  const r = await runCli(['check', '-i', inventory, ...fleetFlags(fleet, runsDir), ...args], runsDir);
+  const runsDir = join(bed.dir, `runs-${basename(inventory)}-${args.join('_')}`);
+  const r = await runCli(['check', '-i', inventory, ...fleetFlags(bed.fleet, runsDir), ...args], runsDir);
   expect(r.code, r.stderr).toBe(1);
   return Object.fromEntries(
     [...readHostReports(r.runDir!)]
@@ -79,7 +70,7 @@ describe('Ansible inventories over real sshd hosts', () => {
     expect(ours['pc-1']).toMatchObject({
       outcome: 'refused',
       address: '127.0.0.1',
-      port: fleet.host('pc-1').port,
+      port: bed.fleet.host('pc-1').port,
     });
     expect(ours['pc-gone']).toMatchObject({ outcome: 'unreachable', error: 'UnreachableError' });
     expect(ours['pc-stranger']).toMatchObject({ outcome: 'unreachable', error: 'AuthError' });

@@ -1,47 +1,30 @@
 // --limit with the real CLI over real sshd hosts: by name, group, glob, exclusion, and @file
 // with the failed-hosts.txt an earlier run wrote. Which hosts a run touched is read from its
 // reports and from the hosts' own sshd logs.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  type FleetHosts,
-  fleetFlags,
-  nativeInventory,
-  readFailedHosts,
-  readHostReports,
-  runCli,
-  startFleetHosts,
-} from '../helpers/fleet-hosts.ts';
+import { describe, expect, it } from 'vitest';
+import { fleetFlags, readFailedHosts, readHostReports, runCli } from '../helpers/fleet-hosts.ts';
+import { fleetPerFile } from '../helpers/fleet-per-file.ts';
 
-let fleet: FleetHosts;
-let dir: string;
-let inventory: string;
 const ALL = ['web-1', 'web-2', 'db-1', 'db-2', 'edge-1'];
 
-beforeAll(async () => {
-  fleet = await startFleetHosts([
+const bed = fleetPerFile(
+  'limit',
+  [
     { name: 'web-1' },
     { name: 'web-2', kind: 'down' },
     { name: 'db-1' },
     { name: 'db-2', balenaOS: true },
     { name: 'edge-1' },
-  ]);
-  dir = mkdtempSync(join(tmpdir(), 'bm-fleet-limit-'));
-  inventory = join(dir, 'inventory.yml');
-  writeFileSync(inventory, nativeInventory(fleet, { web: ['web-1', 'web-2'], db: ['db-1', 'db-2'] }));
-});
+  ],
+  { web: ['web-1', 'web-2'], db: ['db-1', 'db-2'] },
+);
 
-afterAll(async () => {
-  await fleet?.stop();
-  if (dir) rmSync(dir, { recursive: true, force: true });
-});
-
-const runsDir = () => join(dir, 'runs');
+const runsDir = () => join(bed.dir, 'runs');
 const connections = () =>
   Object.fromEntries(
-    fleet.hosts.map((h) => [
+    bed.fleet.hosts.map((h) => [
       h.name,
       h.logFile ? (readFileSync(h.logFile, 'utf8').match(/Accepted publickey/g) ?? []).length : 0,
     ]),
@@ -51,7 +34,7 @@ const connections = () =>
 async function checkLimited(limit: string) {
   const before = connections();
   const r = await runCli(
-    ['check', '-i', inventory, ...fleetFlags(fleet, runsDir()), '--limit', limit],
+    ['check', '-i', bed.inventory, ...fleetFlags(bed.fleet, runsDir()), '--limit', limit],
     runsDir(),
   );
   expect(r.code === 0 || r.code === 1, r.stderr).toBe(true);
@@ -106,7 +89,7 @@ describe('--limit over real sshd hosts', () => {
   it('refuses a pattern that matches nothing, with exit 2, before contacting any host', async () => {
     const before = connections();
     const r = await runCli(
-      ['check', '-i', inventory, ...fleetFlags(fleet, runsDir()), '--limit', 'web-1,edge-l'],
+      ['check', '-i', bed.inventory, ...fleetFlags(bed.fleet, runsDir()), '--limit', 'web-1,edge-l'],
       runsDir(),
     );
     expect(r.code).toBe(2);

@@ -2,47 +2,30 @@
 // every host ends in the outcome its sshd calls for, each with a JSON report, and the exit code
 // says whether the fleet made it. The hosts are this machine, which has no GRUB, so a healthy
 // host is `refused` with reasons; a host whose os-release says balenaOS is `ready`.
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { hostname, tmpdir } from 'node:os';
+import { readdirSync, readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { parseHostReport } from '../../orchestrator/report/fleet-report.ts';
-import {
-  type FleetHosts,
-  fleetFlags,
-  nativeInventory,
-  readFailedHosts,
-  readHostReports,
-  runCli,
-  startFleetHosts,
-} from '../helpers/fleet-hosts.ts';
+import { fleetFlags, readFailedHosts, readHostReports, runCli } from '../helpers/fleet-hosts.ts';
+import { fleetPerFile } from '../helpers/fleet-per-file.ts';
 
-let fleet: FleetHosts;
-let dir: string;
-let inventory: string;
-
-beforeAll(async () => {
-  fleet = await startFleetHosts([
+const bed = fleetPerFile(
+  'outcomes',
+  [
     { name: 'nuc-1' },
     { name: 'nuc-2' },
     { name: 'gone', kind: 'down' },
     { name: 'stranger', kind: 'refuses-auth' },
     { name: 'locked', kind: 'probe-fails' },
     { name: 'done-1', balenaOS: true },
-  ]);
-  dir = mkdtempSync(join(tmpdir(), 'bm-fleet-outcomes-'));
-  inventory = join(dir, 'inventory.yml');
-  writeFileSync(inventory, nativeInventory(fleet, { nucs: ['nuc-1', 'nuc-2'] }));
-});
+  ],
+  { nucs: ['nuc-1', 'nuc-2'] },
+);
 
-afterAll(async () => {
-  await fleet?.stop();
-  if (dir) rmSync(dir, { recursive: true, force: true });
-});
-
-const runsDir = () => join(dir, 'runs');
+const runsDir = () => join(bed.dir, 'runs');
 const check = (...args: string[]) =>
-  runCli(['check', '-i', inventory, ...fleetFlags(fleet, runsDir()), ...args], runsDir());
+  runCli(['check', '-i', bed.inventory, ...fleetFlags(bed.fleet, runsDir()), ...args], runsDir());
 
 describe('check over real sshd hosts', () => {
   it('ends every host in the outcome its sshd calls for, with a JSON report each, and exits 1', async () => {
@@ -62,7 +45,7 @@ describe('check over real sshd hosts', () => {
     for (const report of reports.values()) expect(() => parseHostReport(report)).not.toThrow();
 
     const nuc = parseHostReport(reports.get('nuc-1'));
-    expect(nuc).toMatchObject({ address: '127.0.0.1', port: fleet.host('nuc-1').port, command: 'check' });
+    expect(nuc).toMatchObject({ address: '127.0.0.1', port: bed.fleet.host('nuc-1').port, command: 'check' });
     expect(nuc.phases.map((p) => [p.name, p.ok])).toEqual([
       ['connect', true],
       ['probe', true],
@@ -76,7 +59,7 @@ describe('check over real sshd hosts', () => {
     expect(gone.phases.map((p) => p.name)).toEqual(['connect']);
     const stranger = parseHostReport(reports.get('stranger'));
     expect(stranger.error?.class).toBe('AuthError');
-    expect(stranger.error?.message).toContain(fleet.clientKeyPath);
+    expect(stranger.error?.message).toContain(bed.fleet.clientKeyPath);
     const locked = parseHostReport(reports.get('locked'));
     expect(locked.error?.message).toMatch(/probe exited with code 126.*may not run scripts/);
     expect(locked.phases.find((p) => p.name === 'probe')?.ok).toBe(false);
@@ -102,7 +85,7 @@ describe('check over real sshd hosts', () => {
   });
 
   it('exits 2 on bad input and contacts no host', async () => {
-    const logBefore = readFileSync(fleet.host('nuc-1').logFile!, 'utf8');
+    const logBefore = readFileSync(bed.fleet.host('nuc-1').logFile!, 'utf8');
     const runsBefore = readdirSync(runsDir()).length;
 
     const typo = await check('--limit', 'nuc-3');
@@ -114,12 +97,12 @@ describe('check over real sshd hosts', () => {
     expect(waves.stderr).toMatch(/--waves 50%,10%/);
 
     const image = await runCli(
-      ['check', '-i', inventory, ...fleetFlags(fleet, runsDir()), '--image', inventory],
+      ['check', '-i', bed.inventory, ...fleetFlags(bed.fleet, runsDir()), '--image', bed.inventory],
       runsDir(),
     );
     expect(image.code).toBe(2);
 
     expect(readdirSync(runsDir()).length).toBe(runsBefore);
-    expect(readFileSync(fleet.host('nuc-1').logFile!, 'utf8')).toBe(logBefore);
+    expect(readFileSync(bed.fleet.host('nuc-1').logFile!, 'utf8')).toBe(logBefore);
   });
 });

@@ -2,44 +2,23 @@
 // had finished (migrated) are kept and never contacted again; every other host runs again. The
 // real CLI over real sshd hosts: hosts whose os-release says balenaOS end `migrated` at once,
 // slow ordinary hosts end `refused` (no GRUB here) and keep the run busy.
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { FleetEvent } from '../../orchestrator/cli/events.ts';
 import { loadJournal } from '../../orchestrator/fleet/journal.ts';
-import {
-  type FleetHosts,
-  fleetFlags,
-  nativeInventory,
-  readHostReports,
-  readJsonLines,
-  runCli,
-  startCli,
-  startFleetHosts,
-} from '../helpers/fleet-hosts.ts';
+import { fleetFlags, readHostReports, readJsonLines, runCli, startCli } from '../helpers/fleet-hosts.ts';
+import { fleetPerFile } from '../helpers/fleet-per-file.ts';
 
-let fleet: FleetHosts;
-let dir: string;
-let inventory: string;
 const ORDER = ['m-1', 'm-2', 's-1', 's-2', 'm-3', 's-3', 'm-4', 's-4'];
 
-beforeAll(async () => {
-  fleet = await startFleetHosts(
-    ORDER.map((name) => (name.startsWith('m-') ? { name, balenaOS: true } : { name, slowMs: 600 })),
-  );
-  dir = mkdtempSync(join(tmpdir(), 'bm-fleet-resume-'));
-  inventory = join(dir, 'inventory.yml');
-  writeFileSync(inventory, nativeInventory(fleet));
-});
-
-afterAll(async () => {
-  await fleet?.stop();
-  if (dir) rmSync(dir, { recursive: true, force: true });
-});
+const bed = fleetPerFile(
+  'resume',
+  ORDER.map((name) => (name.startsWith('m-') ? { name, balenaOS: true } : { name, slowMs: 600 })),
+);
 
 const logins = (name: string) =>
-  (readFileSync(fleet.host(name).logFile!, 'utf8').match(/Accepted publickey/g) ?? []).length;
+  (readFileSync(bed.fleet.host(name).logFile!, 'utf8').match(/Accepted publickey/g) ?? []).length;
 
 async function until(what: string, check: () => boolean, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -51,8 +30,16 @@ async function until(what: string, check: () => boolean, timeoutMs = 30_000): Pr
 
 describe('run --resume after kill -9', () => {
   it('keeps the hosts that finished, contacts them no more, and runs every other host again', async () => {
-    const runsDir = join(dir, 'runs');
-    const args = ['run', '-i', inventory, ...fleetFlags(fleet, runsDir), '--concurrency', '2', '--json'];
+    const runsDir = join(bed.dir, 'runs');
+    const args = [
+      'run',
+      '-i',
+      bed.inventory,
+      ...fleetFlags(bed.fleet, runsDir),
+      '--concurrency',
+      '2',
+      '--json',
+    ];
     const first = startCli(args, runsDir);
     let runDir = '';
     await until('the run directory', () => {

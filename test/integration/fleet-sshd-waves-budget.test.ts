@@ -1,65 +1,52 @@
 // Rollout waves and the failure budget, with the real CLI over real sshd hosts: read back from
 // the run's events.jsonl, journal and reports, and from the hosts' own sshd logs (a host that
 // was never started was never connected to).
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { FleetEvent } from '../../orchestrator/cli/events.ts';
 import {
-  type FleetHosts,
   fleetFlags,
   nativeInventory,
   readFailedHosts,
   readHostReports,
   readJsonLines,
   runCli,
-  startFleetHosts,
 } from '../helpers/fleet-hosts.ts';
-
-let fleet: FleetHosts;
-let dir: string;
+import { fleetPerFile } from '../helpers/fleet-per-file.ts';
 
 const WAVE_HOSTS = ['canary', 'w-2', 'w-3', 'w-4', 'w-5', 'w-6', 'w-7', 'w-8'];
 const BUDGET_HOSTS = ['b-gone', 'b-ok-1', 'b-stranger', 'b-locked', 'b-ok-2', 'b-ok-3', 'b-ok-4', 'b-ok-5'];
 
-beforeAll(async () => {
-  fleet = await startFleetHosts([
-    // The canary is slow: were the next wave not waiting for it, its hosts would start meanwhile.
-    { name: 'canary', slowMs: 400 },
-    ...WAVE_HOSTS.slice(1).map((name) => ({ name })),
-    { name: 'b-gone', kind: 'down' },
-    { name: 'b-ok-1' },
-    { name: 'b-stranger', kind: 'refuses-auth' },
-    { name: 'b-locked', kind: 'probe-fails' },
-    ...BUDGET_HOSTS.slice(4).map((name) => ({ name })),
-  ]);
-  dir = mkdtempSync(join(tmpdir(), 'bm-fleet-waves-'));
-});
-
-afterAll(async () => {
-  await fleet?.stop();
-  if (dir) rmSync(dir, { recursive: true, force: true });
-});
+const bed = fleetPerFile('waves', [
+  // The canary is slow: were the next wave not waiting for it, its hosts would start meanwhile.
+  { name: 'canary', slowMs: 400 },
+  ...WAVE_HOSTS.slice(1).map((name) => ({ name })),
+  { name: 'b-gone', kind: 'down' },
+  { name: 'b-ok-1' },
+  { name: 'b-stranger', kind: 'refuses-auth' },
+  { name: 'b-locked', kind: 'probe-fails' },
+  ...BUDGET_HOSTS.slice(4).map((name) => ({ name })),
+]);
 
 function checkOver(names: string[], ...args: string[]) {
-  const inventory = join(dir, `${names[0]}.yml`);
+  const inventory = join(bed.dir, `${names[0]}.yml`);
   writeFileSync(
     inventory,
     nativeInventory(
-      fleet,
+      bed.fleet,
       {},
-      names.map((n) => fleet.host(n)),
+      names.map((n) => bed.fleet.host(n)),
     ),
   );
-  const runsDir = join(dir, 'runs');
-  return runCli(['check', '-i', inventory, ...fleetFlags(fleet, runsDir), ...args], runsDir);
+  const runsDir = join(bed.dir, 'runs');
+  return runCli(['check', '-i', inventory, ...fleetFlags(bed.fleet, runsDir), ...args], runsDir);
 }
 
 const events = (runDir: string) => readJsonLines<FleetEvent>(join(runDir, 'events.jsonl'));
 const indexOf = (list: FleetEvent[], match: (e: FleetEvent) => boolean) => list.findIndex(match);
 const sshdConnections = (name: string) =>
-  (readFileSync(fleet.host(name).logFile!, 'utf8').match(/Connection from/g) ?? []).length;
+  (readFileSync(bed.fleet.host(name).logFile!, 'utf8').match(/Connection from/g) ?? []).length;
 
 describe('waves', () => {
   it('finishes the canary before the next wave starts, and every wave before the one after it', async () => {
@@ -102,7 +89,7 @@ describe('waves', () => {
 describe('the failure budget', () => {
   it('starts no new host once it is spent: the rest are not-started, never contacted, and listed', async () => {
     const before = Object.fromEntries(
-      BUDGET_HOSTS.map((h) => [h, fleet.host(h).logFile ? sshdConnections(h) : 0]),
+      BUDGET_HOSTS.map((h) => [h, bed.fleet.host(h).logFile ? sshdConnections(h) : 0]),
     );
     const r = await checkOver(BUDGET_HOSTS, '--max-failures', '2', '--concurrency', '1');
     expect(r.code, r.stderr).toBe(1);

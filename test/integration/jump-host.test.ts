@@ -10,8 +10,8 @@ import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { answersWithBanner, readHostReports, runCli } from '../helpers/fleet-hosts.ts';
-import { generateKey } from '../helpers/sshd.ts';
+import { readHostReports, runCli } from '../helpers/fleet-hosts.ts';
+import { answersWithBanner, generateKey } from '../helpers/sshd.ts';
 
 const TARGET_ADDRESS = '127.0.0.2';
 const TARGET_PORT = 2222;

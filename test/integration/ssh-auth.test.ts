@@ -2,7 +2,7 @@
 // encrypted keys, refusals, and the ways a connection fails to come up or goes away.
 
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,19 +11,23 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AuthError, UnreachableError } from '../../orchestrator/errors.ts';
 import { type ConnectOptions, SshSession } from '../../orchestrator/ssh/session.ts';
 import { startCutProxy } from '../helpers/cut-proxy.ts';
-import { freePort, generateKey, type Sshd, startSshd } from '../helpers/sshd.ts';
+import {
+  connectOptions,
+  freePort,
+  generateKey,
+  type Sshd,
+  startSshd,
+  writeKnownHostsFor,
+} from '../helpers/sshd.ts';
 
 const run = promisify(execFile);
 
 let sshd: Sshd;
 let dir: string;
-let knownHostsFile: string;
 
 beforeAll(async () => {
   sshd = await startSshd();
   dir = await mkdtemp(join(tmpdir(), 'bm-ssh-auth-'));
-  knownHostsFile = join(dir, 'known_hosts');
-  await writeFile(knownHostsFile, `${sshd.knownHostsLine}\n`);
 });
 
 afterAll(async () => {
@@ -31,17 +35,7 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-function options(extra: Partial<ConnectOptions> = {}): ConnectOptions {
-  return {
-    host: '127.0.0.1',
-    port: sshd.port,
-    username: 'root',
-    identityFiles: [sshd.clientKeyPath],
-    agentSocket: null,
-    knownHostsFile,
-    ...extra,
-  };
-}
+const options = (extra: Partial<ConnectOptions> = {}): ConnectOptions => connectOptions(sshd, extra);
 
 async function startAgent(keyPaths: string[]): Promise<{ socket: string; stop: () => Promise<void> }> {
   const socket = join(dir, `agent-${Math.random().toString(36).slice(2)}.sock`);
@@ -188,8 +182,7 @@ describe('SshSession.connect', () => {
 
   it('turns a connection cut in the middle of a command into UnreachableError', async () => {
     const proxy = await startCutProxy({ targetPort: sshd.port });
-    const kh = join(dir, 'known_hosts_proxy');
-    await writeFile(kh, `[127.0.0.1]:${proxy.port} ${sshd.hostKeyPub}\n`);
+    const kh = await writeKnownHostsFor(sshd, join(dir, 'known_hosts_proxy'), proxy.port);
     try {
       const session = await SshSession.connect(options({ port: proxy.port, knownHostsFile: kh }));
       const pending = session.exec('sleep 10');
@@ -206,8 +199,7 @@ describe('SshSession.connect', () => {
 
   it('notices a link that silently stops carrying data, through keepalives', async () => {
     const proxy = await startCutProxy({ targetPort: sshd.port });
-    const kh = join(dir, 'known_hosts_frozen');
-    await writeFile(kh, `[127.0.0.1]:${proxy.port} ${sshd.hostKeyPub}\n`);
+    const kh = await writeKnownHostsFor(sshd, join(dir, 'known_hosts_frozen'), proxy.port);
     try {
       const session = await SshSession.connect(
         options({ port: proxy.port, knownHostsFile: kh, keepaliveIntervalMs: 200, keepaliveCountMax: 2 }),

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RemoteCommandError, UnreachableError } from '../../orchestrator/errors.ts';
 import { shellJoin } from '../../orchestrator/ssh/quote.ts';
 import { SshSession } from '../../orchestrator/ssh/session.ts';
-import { type Sshd, startSshd } from '../helpers/sshd.ts';
+import { connectOptions, type Sshd, startSshd } from '../helpers/sshd.ts';
 
 let sshd: Sshd;
 let dir: string;
@@ -18,17 +18,7 @@ const logged: string[] = [];
 beforeAll(async () => {
   sshd = await startSshd();
   dir = await mkdtemp(join(tmpdir(), 'bm-ssh-exec-'));
-  const knownHostsFile = join(dir, 'known_hosts');
-  await writeFile(knownHostsFile, `${sshd.knownHostsLine}\n`);
-  session = await SshSession.connect({
-    host: '127.0.0.1',
-    port: sshd.port,
-    username: 'root',
-    identityFiles: [sshd.clientKeyPath],
-    agentSocket: null,
-    knownHostsFile,
-    log: (line) => logged.push(line),
-  });
+  session = await SshSession.connect(connectOptions(sshd, { log: (line) => logged.push(line) }));
 });
 
 afterAll(async () => {
@@ -140,14 +130,7 @@ describe('SshSession.readFile', () => {
 
 describe('a closed session', () => {
   it('refuses further commands with UnreachableError', async () => {
-    const s = await SshSession.connect({
-      host: '127.0.0.1',
-      port: sshd.port,
-      username: 'root',
-      identityFiles: [sshd.clientKeyPath],
-      agentSocket: null,
-      knownHostsFile: join(dir, 'known_hosts'),
-    });
+    const s = await SshSession.connect(connectOptions(sshd));
     await s.close();
     await s.close(); // twice is fine
     expect(await s.exec('true').catch((e) => e)).toBeInstanceOf(UnreachableError);

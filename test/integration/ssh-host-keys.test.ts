@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HostKeyError } from '../../orchestrator/errors.ts';
 import { fingerprintSha256 } from '../../orchestrator/ssh/known-hosts.ts';
 import { type ConnectOptions, SshSession } from '../../orchestrator/ssh/session.ts';
-import { generateKey, type Sshd, startSshd } from '../helpers/sshd.ts';
+import { connectOptions, generateKey, type Sshd, startSshd } from '../helpers/sshd.ts';
 
 const run = promisify(execFile);
 
@@ -35,17 +35,8 @@ async function knownHosts(content?: string): Promise<string> {
   return file;
 }
 
-function options(knownHostsFile: string, extra: Partial<ConnectOptions> = {}): ConnectOptions {
-  return {
-    host: '127.0.0.1',
-    port: sshd.port,
-    username: 'root',
-    identityFiles: [sshd.clientKeyPath],
-    agentSocket: null,
-    knownHostsFile,
-    ...extra,
-  };
-}
+const options = (knownHostsFile: string, extra: Partial<ConnectOptions> = {}): ConnectOptions =>
+  connectOptions(sshd, { knownHostsFile, ...extra });
 
 async function fingerprintOf(pubFile: string): Promise<string> {
   const { stdout } = await run('ssh-keygen', ['-lf', pubFile]);

@@ -2,14 +2,12 @@
 // The test users are real local accounts (created here, removed afterwards); sshd runs on
 // this machine, so its process list is ours to inspect.
 
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readdir, readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AuthError, RemoteCommandError } from '../../orchestrator/errors.ts';
 import { shellJoin } from '../../orchestrator/ssh/quote.ts';
 import { type ConnectOptions, SshSession } from '../../orchestrator/ssh/session.ts';
-import { ensureTestUser, removeTestUser, type Sshd, startSshd } from '../helpers/sshd.ts';
+import { connectOptions, ensureTestUser, removeTestUser, type Sshd, startSshd } from '../helpers/sshd.ts';
 
 const NOPASSWD_USER = 'bm-sudo-nopw';
 const PASSWORD_USER = 'bm-sudo-pw';
@@ -18,35 +16,21 @@ const NO_SUDO_USER = 'bm-sudo-none';
 const PASSWORD = 'Pw-7q$(id) `x` "y" z!';
 
 let sshd: Sshd;
-let dir: string;
-let knownHostsFile: string;
 
 beforeAll(async () => {
   await ensureTestUser({ name: NOPASSWD_USER, sudo: 'nopasswd' });
   await ensureTestUser({ name: PASSWORD_USER, password: PASSWORD, sudo: 'password' });
   await ensureTestUser({ name: NO_SUDO_USER, password: PASSWORD, sudo: 'none' });
   sshd = await startSshd();
-  dir = await mkdtemp(join(tmpdir(), 'bm-ssh-sudo-'));
-  knownHostsFile = join(dir, 'known_hosts');
-  await writeFile(knownHostsFile, `${sshd.knownHostsLine}\n`);
 });
 
 afterAll(async () => {
   await sshd?.stop();
-  await rm(dir, { recursive: true, force: true });
   for (const u of [NOPASSWD_USER, PASSWORD_USER, NO_SUDO_USER]) await removeTestUser(u);
 });
 
 function connect(username: string, extra: Partial<ConnectOptions> = {}): Promise<SshSession> {
-  return SshSession.connect({
-    host: '127.0.0.1',
-    port: sshd.port,
-    username,
-    identityFiles: [sshd.clientKeyPath],
-    agentSocket: null,
-    knownHostsFile,
-    ...extra,
-  });
+  return SshSession.connect(connectOptions(sshd, { username, ...extra }));
 }
 
 /** Every command line of every process on this machine, read from /proc. */

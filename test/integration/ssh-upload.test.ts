@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RemoteCommandError, UnreachableError } from '../../orchestrator/errors.ts';
 import { type ConnectOptions, SshSession } from '../../orchestrator/ssh/session.ts';
 import { type CutProxy, startCutProxy } from '../helpers/cut-proxy.ts';
-import { type Sshd, startSshd } from '../helpers/sshd.ts';
+import { connectOptions, type Sshd, startSshd, writeKnownHostsFor } from '../helpers/sshd.ts';
 
 const MiB = 1024 * 1024;
 
@@ -23,7 +23,6 @@ let image: { path: string; size: number; sha256: string };
 beforeAll(async () => {
   sshd = await startSshd();
   dir = await mkdtemp(join(tmpdir(), 'bm-ssh-upload-'));
-  await writeFile(join(dir, 'known_hosts'), `${sshd.knownHostsLine}\n`);
   const bytes = randomBytes(24 * MiB);
   image = { path: join(dir, 'image.img'), size: bytes.length, sha256: sha256(bytes) };
   await writeFile(image.path, bytes);
@@ -36,17 +35,7 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-function options(extra: Partial<ConnectOptions> = {}): ConnectOptions {
-  return {
-    host: '127.0.0.1',
-    port: sshd.port,
-    username: 'root',
-    identityFiles: [sshd.clientKeyPath],
-    agentSocket: null,
-    knownHostsFile: join(dir, 'known_hosts'),
-    ...extra,
-  };
-}
+const options = (extra: Partial<ConnectOptions> = {}): ConnectOptions => connectOptions(sshd, extra);
 
 function sha256(data: Buffer): string {
   return createHash('sha256').update(data).digest('hex');
@@ -62,8 +51,7 @@ function modeOf(path: string): number {
 
 async function connectThroughProxy(): Promise<{ proxy: CutProxy; session: SshSession }> {
   const proxy = await startCutProxy({ targetPort: sshd.port });
-  const kh = join(dir, `known_hosts_${proxy.port}`);
-  await writeFile(kh, `[127.0.0.1]:${proxy.port} ${sshd.hostKeyPub}\n`);
+  const kh = await writeKnownHostsFor(sshd, join(dir, `known_hosts_${proxy.port}`), proxy.port);
   return { proxy, session: await SshSession.connect(options({ port: proxy.port, knownHostsFile: kh })) };
 }
 

@@ -17,7 +17,6 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { parseFacts } from '../../orchestrator/facts/parse.ts';
 import type { ApplyStep } from '../../orchestrator/plan/plan.ts';
 import {
   applyStateCommand,
@@ -27,6 +26,7 @@ import {
   undoCommand,
 } from '../../orchestrator/plan/render-apply.ts';
 import { planGrubBoot } from '../../orchestrator/platform/grub.ts';
+import { factsFixture } from '../fixtures/facts-plans.ts';
 
 const roots: string[] = [];
 afterAll(() => {
@@ -457,9 +457,7 @@ describe('the rendered scripts', () => {
   const has = (cmd: string): boolean => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
 
   it('for a real GRUB plan are valid POSIX sh that shellcheck accepts', () => {
-    const facts = parseFacts(
-      readFileSync(join(import.meta.dirname, '../fixtures/facts/ubuntu-nuc-uefi-separate-boot.txt'), 'utf8'),
-    );
+    const facts = factsFixture('ubuntu-nuc-uefi-separate-boot');
     const r = planGrubBoot({
       hostName: 'nuc',
       facts,

@@ -13,12 +13,12 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Facts, NetInterface } from '../../orchestrator/facts/facts.ts';
-import { parseFacts } from '../../orchestrator/facts/parse.ts';
 import { parseNetworkCollection } from '../../orchestrator/network/collect.ts';
 import { checkKeyfile } from '../../orchestrator/network/keyfile.ts';
 import type { SourceFile } from '../../orchestrator/network/model.ts';
 import { type NetworkOptions, planNetwork } from '../../orchestrator/network/plan-network.ts';
 import { redactSecrets } from '../../orchestrator/network/redact.ts';
+import { factsFixture } from '../fixtures/facts-plans.ts';
 
 // The old OS's network configuration, from realistic files of each stack, becomes the
 // NetworkManager keyfiles balenaOS reads from resin-boot/system-connections. The goldens are
@@ -74,9 +74,7 @@ function iface(
 
 /** A host with the interfaces the fixtures talk about. */
 function hostFacts(interfaces: NetInterface[], defaultDev?: string, proto: string | null = null): Facts {
-  const f = parseFacts(
-    readFileSync(join(import.meta.dirname, '../fixtures/facts/debian-bookworm-bios-virtio.txt'), 'utf8'),
-  );
+  const f = factsFixture('debian-bookworm-bios-virtio');
   return {
     ...f,
     network: { interfaces, defaultRoutes: defaultDev ? [{ dev: defaultDev, proto }] : [], services: [] },

@@ -1,37 +1,32 @@
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Facts } from '../../orchestrator/facts/facts.ts';
-import { parseFacts } from '../../orchestrator/facts/parse.ts';
 import type { PlanInput } from '../../orchestrator/plan/plan.ts';
 import { chooseDevice, DEVICE_RULES, type DeviceRule } from '../../orchestrator/platform/device.ts';
 import { planMigration } from '../../orchestrator/platform/plan-migration.ts';
-
-const facts = (name: string): Facts =>
-  parseFacts(readFileSync(join(import.meta.dirname, '../fixtures/facts', `${name}.txt`), 'utf8'));
+import { factsFixture } from '../fixtures/facts-plans.ts';
 
 describe('chooseDevice', () => {
   it('makes an x86_64 BIOS host a genericx86-64-ext booted through GRUB', () => {
-    expect(chooseDevice(facts('debian-bookworm-bios-virtio'))).toMatchObject({
+    expect(chooseDevice(factsFixture('debian-bookworm-bios-virtio'))).toMatchObject({
       ok: true,
       device: { ruleId: 'x86_64-pc', deviceType: 'genericx86-64-ext', bootManager: 'grub' },
     });
   });
 
   it('makes an x86_64 UEFI host a genericx86-64-ext booted through GRUB too', () => {
-    const choice = chooseDevice(facts('ubuntu-nuc-uefi-separate-boot'));
+    const choice = chooseDevice(factsFixture('ubuntu-nuc-uefi-separate-boot'));
     expect(choice.ok && choice.device.deviceType).toBe('genericx86-64-ext');
   });
 
   it('makes a Raspberry Pi 4 a raspberrypi4-64 booted by the Raspberry Pi firmware', () => {
-    expect(chooseDevice(facts('raspberry-pi-4-bookworm'))).toMatchObject({
+    expect(chooseDevice(factsFixture('raspberry-pi-4-bookworm'))).toMatchObject({
       ok: true,
       device: { ruleId: 'rpi4', deviceType: 'raspberrypi4-64', bootManager: 'rpi' },
     });
   });
 
   it('refuses a board it does not know, naming what it is and what is supported', () => {
-    const f = facts('raspberry-pi-4-bookworm');
+    const f = factsFixture('raspberry-pi-4-bookworm');
     f.arch = 'riscv64';
     f.hardware = {
       ...f.hardware,
@@ -47,7 +42,7 @@ describe('chooseDevice', () => {
   });
 
   it('refuses a host that already runs balenaOS', () => {
-    const f = facts('debian-bookworm-bios-virtio');
+    const f = factsFixture('debian-bookworm-bios-virtio');
     f.os = { id: 'balena-os', versionId: '5.1.20', prettyName: 'balenaOS 5.1.20', isBalenaOS: true };
     expect(chooseDevice(f)).toEqual({
       ok: false,
@@ -66,7 +61,7 @@ describe('chooseDevice', () => {
       alternatives: [],
       bootManager: 'uboot',
     };
-    const f = facts('raspberry-pi-4-bookworm');
+    const f = factsFixture('raspberry-pi-4-bookworm');
     f.arch = 'riscv64';
     f.hardware = {
       ...f.hardware,
@@ -104,7 +99,7 @@ describe('planMigration', () => {
   });
 
   it('plans an x86_64 host with the GRUB boot manager and the chosen device type', () => {
-    const r = planMigration(input(facts('debian-bookworm-bios-virtio')));
+    const r = planMigration(input(factsFixture('debian-bookworm-bios-virtio')));
     expect(r.ok && [r.plan.deviceType, r.plan.bootManager, r.plan.stage2Config.fail_mode]).toEqual([
       'genericx86-64-ext',
       'grub',
@@ -113,7 +108,7 @@ describe('planMigration', () => {
   });
 
   it('refuses with the device reason before any boot manager looks at the host', () => {
-    const f = facts('raspberry-pi-4-bookworm');
+    const f = factsFixture('raspberry-pi-4-bookworm');
     f.arch = 'riscv64';
     f.hardware = {
       ...f.hardware,
@@ -127,7 +122,7 @@ describe('planMigration', () => {
   });
 
   it('refuses Secure Boot on any platform, before the boot manager plans', () => {
-    const f = facts('debian-bookworm-bios-virtio');
+    const f = factsFixture('debian-bookworm-bios-virtio');
     f.firmware = { type: 'uefi', secureBoot: true };
     expect(planMigration(input(f))).toEqual({
       ok: false,

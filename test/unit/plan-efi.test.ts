@@ -1,10 +1,8 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { Facts } from '../../orchestrator/facts/facts.ts';
-import { parseFacts } from '../../orchestrator/facts/parse.ts';
 import type { ApplyStep, Plan, PlanInput } from '../../orchestrator/plan/plan.ts';
 import { renderApplyScripts } from '../../orchestrator/plan/render-apply.ts';
 import {
@@ -18,78 +16,28 @@ import {
 import { planGrubBoot } from '../../orchestrator/platform/grub.ts';
 import { planMigration } from '../../orchestrator/platform/plan-migration.ts';
 import { parseStage2Config } from '../../stage2/build/stage2-config.ts';
+import { factsFixture, factsPlanInput } from '../fixtures/facts-plans.ts';
+import { expectGolden, expectPlan, expectRefusal, goldenJson } from '../fixtures/golden-plans.ts';
 import { runInitShell } from '../fixtures/stage2/init-shell.ts';
 
-const FACTS = join(import.meta.dirname, '../fixtures/facts');
-const PLANS = join(import.meta.dirname, '../fixtures/plans');
 const MiB = 1024 * 1024;
 const scratch = mkdtempSync(join(tmpdir(), 'plan-efi-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
-function facts(name: string): Facts {
-  return parseFacts(readFileSync(join(FACTS, `${name}.txt`), 'utf8'));
-}
-
 /** The Debian UEFI VM as probed, a 16 MiB gzip image of 204 MiB raw, the host's kernel. */
 function input(name = 'debian-bookworm-uefi-gpt', edit: (i: PlanInput) => void = () => {}): PlanInput {
-  const f = facts(name);
-  const i: PlanInput = {
-    hostName: name,
-    facts: f,
-    mode: 'standalone',
-    image: {
-      path: '/home/op/images/balena-genericx86-64-ext.img.gz',
-      compression: 'gzip',
-      fileSizeBytes: 16 * MiB,
-      fileSha256: 'a1'.repeat(32),
-      rawSizeBytes: 204 * MiB,
-      rawSha256: 'b2'.repeat(32),
-    },
-    configJson: { path: '/home/op/fleet/config.json', sizeBytes: 1380, sha256: 'c3'.repeat(32) },
+  const f = factsFixture(name);
+  const shape = {
+    fileSizeBytes: 16 * MiB,
+    rawSizeBytes: 204 * MiB,
     workDir: f.workDir.path,
-    kernel: { source: 'host' },
-    initramfs: { data: Buffer.from('stage2 initramfs stand-in'), sha256: 'd4'.repeat(32) },
-    failMode: 'reboot',
     ramMarginBytes: 64 * MiB,
-    timestamp: '20261126T041500Z',
   };
-  edit(i);
-  return i;
+  return factsPlanInput(name, f, shape, edit);
 }
 
-function efiPlan(i: PlanInput): Plan {
-  const r = planEfiBoot(i);
-  if (!r.ok) throw new Error(`expected a plan, got refusals: ${r.reasons.join(' | ')}`);
-  return r.plan;
-}
-
-function refusals(i: PlanInput): string[] {
-  const r = planEfiBoot(i);
-  if (r.ok) throw new Error('expected a refusal, got a plan');
-  return r.reasons;
-}
-
-/** The plan as JSON, payload bytes shown by size: what the golden files hold. */
-function asJson(p: Plan): string {
-  const printable = {
-    ...p,
-    payload: p.payload.map((f) => ({
-      ...f,
-      source: f.source.kind === 'bytes' ? { kind: 'bytes', sizeBytes: f.source.data.length } : f.source,
-    })),
-  };
-  return `${JSON.stringify(printable, null, 2)}\n`;
-}
-
-function expectGolden(name: string, text: string): void {
-  const file = join(PLANS, name);
-  if (process.env.UPDATE_GOLDEN === '1') {
-    mkdirSync(PLANS, { recursive: true });
-    writeFileSync(file, text);
-  }
-  if (!existsSync(file)) throw new Error(`${file} is missing: run with UPDATE_GOLDEN=1 to write it`);
-  expect(text).toBe(readFileSync(file, 'utf8'));
-}
+const efiPlan = (i: PlanInput): Plan => expectPlan(planEfiBoot(i));
+const refusals = (i: PlanInput): string[] => expectRefusal(planEfiBoot(i));
 
 const exec = (p: Plan, n: number): Extract<ApplyStep, { kind: 'exec' }> => {
   const s = p.steps[n];
@@ -99,7 +47,7 @@ const exec = (p: Plan, n: number): Extract<ApplyStep, { kind: 'exec' }> => {
 
 describe('planEfiBoot golden plans', () => {
   it('plans the Debian UEFI VM (GPT, ESP on /boot/efi, /boot on its own partition) exactly as the golden file says', () => {
-    expectGolden('debian-bookworm-uefi-gpt.efi.json', asJson(efiPlan(input())));
+    expectGolden('debian-bookworm-uefi-gpt.efi.json', goldenJson(efiPlan(input())));
   });
 
   it('plans GRUB on the same UEFI VM with grubenv in /boot/grub on the /boot partition, as the golden file says', () => {
@@ -107,7 +55,7 @@ describe('planEfiBoot golden plans', () => {
     if (!r.ok) throw new Error(r.reasons.join(' | '));
     expect(r.plan.stage2Config.grubenv).toBe('grub/grubenv');
     expect(r.plan.stage2ConfigPath).toBe('/boot/balena-stage2.yml');
-    expectGolden('debian-bookworm-uefi-gpt.grub.json', asJson(r.plan));
+    expectGolden('debian-bookworm-uefi-gpt.grub.json', goldenJson(r.plan));
   });
 });
 
@@ -225,7 +173,7 @@ describe('planEfiBoot steps', () => {
   it('is pure: the same input gives the same plan, and the facts are left untouched', () => {
     const i = input();
     const before = structuredClone(i.facts);
-    expect(asJson(efiPlan(i))).toBe(asJson(efiPlan(i)));
+    expect(goldenJson(efiPlan(i))).toBe(goldenJson(efiPlan(i)));
     expect(i.facts).toEqual(before);
   });
 });
@@ -285,7 +233,7 @@ describe('planEfiBoot refusals', () => {
 
 describe('choosing between GRUB and the EFI entry on x86', () => {
   it('keeps GRUB on a UEFI host whose GRUB can boot stage2 once', () => {
-    const f = facts('debian-bookworm-uefi-gpt');
+    const f = factsFixture('debian-bookworm-uefi-gpt');
     expect(grubOneShotProblem(f)).toBeNull();
     expect(pickX86BootManager(f, 'grub')).toEqual({ ok: true, name: 'grub', note: null });
     const r = planMigration(input());
@@ -314,7 +262,7 @@ describe('choosing between GRUB and the EFI entry on x86', () => {
   });
 
   it('never takes the EFI entry on a BIOS host by itself, and refuses it when asked for there', () => {
-    const bios = facts('debian-boot-on-lvm');
+    const bios = factsFixture('debian-boot-on-lvm');
     expect(pickX86BootManager(bios, 'grub')).toMatchObject({ ok: true, name: 'grub' });
     const r = planMigration(
       input('debian-bookworm-bios-virtio', (i) => {
@@ -327,9 +275,9 @@ describe('choosing between GRUB and the EFI entry on x86', () => {
   });
 
   it('does what the operator asks on x86, and refuses grub or efi for a board booted otherwise', () => {
-    const f = facts('opensuse-uefi-btrfs-root');
+    const f = factsFixture('opensuse-uefi-btrfs-root');
     expect(pickX86BootManager(f, 'grub', 'grub')).toMatchObject({ ok: true, name: 'grub' });
-    expect(pickX86BootManager(facts('debian-bookworm-uefi-gpt'), 'grub', 'efi')).toMatchObject({
+    expect(pickX86BootManager(factsFixture('debian-bookworm-uefi-gpt'), 'grub', 'efi')).toMatchObject({
       ok: true,
       name: 'efi',
     });

@@ -1,82 +1,30 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { Facts } from '../../orchestrator/facts/facts.ts';
-import { parseFacts } from '../../orchestrator/facts/parse.ts';
 import type { Plan, PlanInput } from '../../orchestrator/plan/plan.ts';
 import { GRUB_D_SCRIPT, planGrubBoot, stage2Consoles } from '../../orchestrator/platform/grub.ts';
 import { parseStage2Config } from '../../stage2/build/stage2-config.ts';
+import { factsFixture, factsPlanInput } from '../fixtures/facts-plans.ts';
+import { expectGolden, expectPlan, expectRefusal, goldenJson } from '../fixtures/golden-plans.ts';
 
-const FACTS = join(import.meta.dirname, '../fixtures/facts');
-const PLANS = join(import.meta.dirname, '../fixtures/plans');
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
 
-function facts(name: string): Facts {
-  return parseFacts(readFileSync(join(FACTS, `${name}.txt`), 'utf8'));
-}
-
 /** A plan input for a fixture host: a 250 MiB gzip image of 1.5 GiB raw, the host's kernel. */
 function input(name: string, edit: (i: PlanInput) => void = () => {}): PlanInput {
-  const i: PlanInput = {
-    hostName: name,
-    facts: facts(name),
-    mode: 'standalone',
-    image: {
-      path: '/home/op/images/balena-genericx86-64-ext.img.gz',
-      compression: 'gzip',
-      fileSizeBytes: 250 * MiB,
-      fileSha256: 'a1'.repeat(32),
-      rawSizeBytes: 1536 * MiB,
-      rawSha256: 'b2'.repeat(32),
-    },
-    configJson: { path: '/home/op/fleet/config.json', sizeBytes: 1380, sha256: 'c3'.repeat(32) },
+  const shape = {
+    fileSizeBytes: 250 * MiB,
+    rawSizeBytes: 1536 * MiB,
     workDir: '/var/tmp/balena-migrate',
-    kernel: { source: 'host' },
-    initramfs: { data: Buffer.from('stage2 initramfs stand-in'), sha256: 'd4'.repeat(32) },
-    failMode: 'reboot',
     ramMarginBytes: 256 * MiB,
-    timestamp: '20261126T041500Z',
   };
-  edit(i);
-  return i;
+  return factsPlanInput(name, factsFixture(name), shape, edit);
 }
 
-function plan(i: PlanInput): Plan {
-  const r = planGrubBoot(i);
-  if (!r.ok) throw new Error(`expected a plan, got refusals: ${r.reasons.join(' | ')}`);
-  return r.plan;
-}
-
-function reasons(i: PlanInput): string[] {
-  const r = planGrubBoot(i);
-  if (r.ok) throw new Error('expected a refusal, got a plan');
-  return r.reasons;
-}
-
-/** The plan as JSON, payload bytes shown by size: what the golden files hold. */
-function asJson(p: Plan): string {
-  const printable = {
-    ...p,
-    payload: p.payload.map((f) => ({
-      ...f,
-      source: f.source.kind === 'bytes' ? { kind: 'bytes', sizeBytes: f.source.data.length } : f.source,
-    })),
-  };
-  return `${JSON.stringify(printable, null, 2)}\n`;
-}
-
-function expectGolden(name: string, text: string): void {
-  const file = join(PLANS, name);
-  if (process.env.UPDATE_GOLDEN === '1') {
-    mkdirSync(PLANS, { recursive: true });
-    writeFileSync(file, text);
-  }
-  if (!existsSync(file)) throw new Error(`${file} is missing: run with UPDATE_GOLDEN=1 to write it`);
-  expect(text).toBe(readFileSync(file, 'utf8'));
-}
+const plan = (i: PlanInput): Plan => expectPlan(planGrubBoot(i));
+const reasons = (i: PlanInput): string[] => expectRefusal(planGrubBoot(i));
 
 function grubScript(p: Plan): string {
   const step = p.steps.find((s) => s.kind === 'write' && s.path === GRUB_D_SCRIPT);
@@ -86,11 +34,14 @@ function grubScript(p: Plan): string {
 
 describe('planGrubBoot golden plans', () => {
   it('plans the Debian BIOS VM exactly as the golden file says', () => {
-    expectGolden('debian-bookworm-bios-virtio.json', asJson(plan(input('debian-bookworm-bios-virtio'))));
+    expectGolden('debian-bookworm-bios-virtio.json', goldenJson(plan(input('debian-bookworm-bios-virtio'))));
   });
 
   it('plans the Ubuntu UEFI NUC exactly as the golden file says', () => {
-    expectGolden('ubuntu-nuc-uefi-separate-boot.json', asJson(plan(input('ubuntu-nuc-uefi-separate-boot'))));
+    expectGolden(
+      'ubuntu-nuc-uefi-separate-boot.json',
+      goldenJson(plan(input('ubuntu-nuc-uefi-separate-boot'))),
+    );
   });
 
   it('writes a grub.d entry with /boot-on-root paths, part_msdos and the root partition UUID', () => {
@@ -254,7 +205,7 @@ describe('planGrubBoot plan contents', () => {
   it('is pure: the same input gives the same plan, and the facts are left untouched', () => {
     const i = input('ubuntu-nuc-uefi-separate-boot');
     const before = structuredClone(i.facts);
-    expect(asJson(plan(i))).toBe(asJson(plan(i)));
+    expect(goldenJson(plan(i))).toBe(goldenJson(plan(i)));
     expect(i.facts).toEqual(before);
   });
 });

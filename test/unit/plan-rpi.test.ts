@@ -3,15 +3,8 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Facts } from '../../orchestrator/facts/facts.ts';
 import { parseStage2Config, restorePairs } from '../../stage2/build/stage2-config.ts';
-import {
-  expectGolden,
-  goldenJson,
-  plan,
-  reasons,
-  SYSROOTS,
-  sysrootInput,
-  written,
-} from '../fixtures/sysroot-plans.ts';
+import { expectGolden, goldenJson } from '../fixtures/golden-plans.ts';
+import { plan, reasons, SYSROOTS, sysrootInput, written } from '../fixtures/sysroot-plans.ts';
 
 // The Raspberry Pi boot manager: stage2 boots the host's own kernel from balena-migrate/ on
 // the FAT boot partition, through tryboot.txt and a one-shot `reboot '0 tryboot'` where the

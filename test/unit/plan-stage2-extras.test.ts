@@ -1,8 +1,4 @@
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { Facts } from '../../orchestrator/facts/facts.ts';
-import { parseFacts } from '../../orchestrator/facts/parse.ts';
 import type { NetworkPlan } from '../../orchestrator/network/plan-network.ts';
 import { wantedModules } from '../../orchestrator/phases/payload.ts';
 import { printablePlan } from '../../orchestrator/phases/run-host.ts';
@@ -10,22 +6,17 @@ import type { Plan, PlanInput } from '../../orchestrator/plan/plan.ts';
 import { planGrubBoot } from '../../orchestrator/platform/grub.ts';
 import { watchdogToKick } from '../../orchestrator/platform/stage2-common.ts';
 import { checkStage2Config } from '../../stage2/build/stage2-config.ts';
+import { factsFixture } from '../fixtures/facts-plans.ts';
 
 // What the GRUB planner tells stage2 beyond the disk: the image format and its raw hash, the
 // network files, the watchdog to kick, where else to keep the log, and a rehearsal.
 
 const MiB = 1024 * 1024;
 
-function facts(): Facts {
-  return parseFacts(
-    readFileSync(join(import.meta.dirname, '../fixtures/facts/debian-bookworm-bios-virtio.txt'), 'utf8'),
-  );
-}
-
 function input(edit: (i: PlanInput) => void = () => {}): PlanInput {
   const i: PlanInput = {
     hostName: 'vm',
-    facts: facts(),
+    facts: factsFixture('debian-bookworm-bios-virtio'),
     mode: 'standalone',
     image: {
       path: '/op/balena.img.xz',

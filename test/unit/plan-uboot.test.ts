@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import type { Facts } from '../../orchestrator/facts/facts.ts';
 import { EXTLINUX_LABEL } from '../../orchestrator/platform/uboot.ts';
 import { parseStage2Config, restorePairs } from '../../stage2/build/stage2-config.ts';
-import { expectGolden, goldenJson, plan, reasons, sysrootInput, written } from '../fixtures/sysroot-plans.ts';
+import { expectGolden, goldenJson } from '../fixtures/golden-plans.ts';
+import { plan, reasons, sysrootInput, written } from '../fixtures/sysroot-plans.ts';
 
 // The u-boot boot manager: u-boot has no one-shot that Linux can set, so the one file it reads
 // first (uEnv.txt, or extlinux.conf) boots stage2 and stage2 puts the original back first.

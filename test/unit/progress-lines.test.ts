@@ -2,15 +2,14 @@ import { afterAll, describe, expect, it } from 'vitest';
 import {
   createLineSink,
   type FleetEvent,
-  formatBytes,
   formatCounts,
-  formatDuration,
   formatEventLine,
   ProgressThrottle,
 } from '../../orchestrator/cli/events.ts';
 import { chooseProgressMode, createProgressDisplay } from '../../orchestrator/cli/progress.ts';
 import { runFleet } from '../../orchestrator/fleet/runner.ts';
 import { parseMaxFailures, parseWaves } from '../../orchestrator/fleet/waves.ts';
+import { formatProgressBytes, formatProgressDuration } from '../../orchestrator/report/format.ts';
 import { hostsNamed, removeTempRunDirs, reportFor, tempRunDir } from '../fixtures/fleet/scripted-hosts.ts';
 
 afterAll(removeTempRunDirs);
@@ -194,14 +193,30 @@ describe('choosing the display', () => {
 
 describe('formatting', () => {
   it('shows durations, sizes and counts the way an operator reads them', () => {
-    expect(formatDuration(430)).toBe('0.4s');
-    expect(formatDuration(42_000)).toBe('42s');
-    expect(formatDuration(185_000)).toBe('3m05s');
-    expect(formatDuration(3_725_000)).toBe('1h02m');
-    expect(formatBytes(512)).toBe('512 B');
-    expect(formatBytes(1536 * 1024)).toBe('1.5 MiB');
+    expect(formatProgressDuration(430)).toBe('0.4s');
+    expect(formatProgressDuration(42_000)).toBe('42s');
+    expect(formatProgressDuration(185_000)).toBe('3m05s');
+    expect(formatProgressDuration(3_725_000)).toBe('1h02m');
+    expect(formatProgressBytes(512)).toBe('512 B');
+    expect(formatProgressBytes(1536 * 1024)).toBe('1.5 MiB');
     expect(formatCounts({ failed: 1, migrated: 3 })).toBe('3 migrated, 1 failed');
     expect(formatCounts({})).toBe('no hosts');
+  });
+
+  it('keeps one decimal on the live display where a report would switch units or drop it', () => {
+    expect(formatProgressDuration(0)).toBe('0.0s');
+    expect(formatProgressDuration(9_999)).toBe('10.0s');
+    expect(formatProgressDuration(10_000)).toBe('10s');
+    expect(formatProgressDuration(59_499)).toBe('59s');
+    expect(formatProgressDuration(59_500)).toBe('1m00s');
+    expect(formatProgressDuration(3_599_499)).toBe('59m59s');
+    expect(formatProgressDuration(3_599_500)).toBe('1h00m');
+    expect(formatProgressDuration(3_630_000)).toBe('1h00m');
+    expect(formatProgressBytes(0)).toBe('0 B');
+    expect(formatProgressBytes(1023)).toBe('1023 B');
+    expect(formatProgressBytes(1024)).toBe('1.0 KiB');
+    expect(formatProgressBytes(640 * 2 ** 20)).toBe('640.0 MiB');
+    expect(formatProgressBytes(2 ** 50)).toBe('1024.0 TiB');
   });
 
   it('says how a resumed run started', () => {

@@ -53,12 +53,21 @@ describe('report formatting helpers', () => {
     expect(formatDuration(3_725_000)).toBe('1h02m');
   });
 
+  it('rounds durations of an hour or more to the nearest minute', () => {
+    expect(formatDuration(3_599_499)).toBe('59m59s');
+    expect(formatDuration(3_599_500)).toBe('1h00m');
+    expect(formatDuration(3_630_000)).toBe('1h01m');
+  });
+
   it('formats byte counts with binary prefixes', () => {
     expect(formatBytes(0)).toBe('0 B');
     expect(formatBytes(512)).toBe('512 B');
     expect(formatBytes(3.4 * 2 ** 20)).toBe('3.4 MiB');
     expect(formatBytes(640 * 2 ** 20)).toBe('640 MiB');
     expect(formatBytes(1.1 * 2 ** 30)).toBe('1.1 GiB');
+    expect(formatBytes(1023.6)).toBe('1024 B');
+    expect(formatBytes(2 ** 50)).toBe('1.0 PiB');
+    expect(formatBytes(null)).toBe('-');
   });
 
   it('gives the refusal reasons as the reason line of a refused host', () => {

@@ -6,14 +6,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { PROBE_SCRIPT, probeSysroot } from '../../orchestrator/cli/commands/check-offline.ts';
 import { ConfigError } from '../../orchestrator/errors.ts';
 import { parseFacts } from '../../orchestrator/facts/parse.ts';
-import {
-  expectGolden,
-  goldenJson,
-  plan,
-  SYSROOTS,
-  sysrootInput,
-  WORK_DIR,
-} from '../fixtures/sysroot-plans.ts';
+import { expectGolden, goldenJson } from '../fixtures/golden-plans.ts';
+import { plan, SYSROOTS, sysrootInput, WORK_DIR } from '../fixtures/sysroot-plans.ts';
 
 // probe.sh with BM_SYSROOT reads a directory tree as if it were a host: the file facts from
 // the tree, what only a kernel knows from the tree's sidecar. The same facts under every
