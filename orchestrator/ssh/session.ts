@@ -9,6 +9,7 @@ import { AuthError, RemoteCommandError, UnreachableError } from '../errors.ts';
 import { gatherCredentials, makeAuthHandler } from './auth.ts';
 import { connectError, droppedError } from './connect-errors.ts';
 import { execOnChannel, type RawExecResult } from './exec.ts';
+import { declineHostKeyProofs } from './host-key-rotation.ts';
 import { type HostShell, parseShellProbe, SHELL_PROBE_COMMAND } from './host-shell.ts';
 import { hostKeyAlgorithmPreference, makeHostVerifier } from './host-verifier.ts';
 import { shellJoin } from './quote.ts';
@@ -168,6 +169,7 @@ export class SshSession {
         keepaliveInterval: opts.keepaliveIntervalMs ?? 10_000,
         keepaliveCountMax: opts.keepaliveCountMax ?? 3,
       });
+      declineHostKeyProofs(client);
       // Small SFTP requests and command round trips must not wait for Nagle.
       client.setNoDelay(true);
     });
