@@ -9,6 +9,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
+import { tuneV8ForTransfers } from '../orchestrator/cli/v8-tuning.ts';
 import { type FleetBenchResult, runFleetBench } from '../test/bench/fleet.ts';
 import { log, type MachineFacts, machineFacts } from '../test/bench/machine.ts';
 import { type MemoryBenchResult, runMemoryBench } from '../test/bench/memory.ts';
@@ -30,6 +31,8 @@ const { values, positionals } = parseArgs({
     'work-dir': { type: 'string' },
   },
 });
+// the upload runs in this process: with the CLI's V8 settings
+tuneV8ForTransfers();
 const which = new Set(positionals.length ? positionals : ['upload', 'fleet', 'memory']);
 for (const w of which) {
   if (!['upload', 'fleet', 'memory'].includes(w)) {

@@ -9,6 +9,7 @@ import { probeCommand } from './commands/probe.ts';
 import { reportCommand } from './commands/report.ts';
 import { exitCodeFor, formatError } from './exit.ts';
 import { addFleetFlags, addMigrationFlags, addTargetFlags, type CommonFlags } from './options.ts';
+import { tuneV8ForTransfers } from './v8-tuning.ts';
 
 export function buildProgram(setExit: (code: number) => void): Command {
   const program = new Command('balena-migrate')
@@ -95,5 +96,6 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
+tuneV8ForTransfers();
 // The one exit point: an open socket or timer must not keep a finished run alive.
 process.exit(await main(process.argv));

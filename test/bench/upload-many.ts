@@ -2,6 +2,7 @@
 // pipeline does (a session per host, prepareWorkDir, uploadPayload), then prints one JSON line
 // with its peak RSS (VmHWM) and what it did. Configured by BENCH_UPLOAD_MANY (JSON).
 import { readFileSync } from 'node:fs';
+import { tuneV8ForTransfers } from '../../orchestrator/cli/v8-tuning.ts';
 import { prepareWorkDir, uploadPayload } from '../../orchestrator/phases/upload.ts';
 import type { Plan } from '../../orchestrator/plan/plan.ts';
 import { SshSession } from '../../orchestrator/ssh/session.ts';
@@ -22,6 +23,8 @@ function statusKiB(field: string): number {
   return Number(m?.[1] ?? 0);
 }
 
+// the same V8 settings as the CLI (orchestrator/cli/v8-tuning.ts)
+tuneV8ForTransfers();
 const config = JSON.parse(process.env.BENCH_UPLOAD_MANY ?? '{}') as UploadManyConfig;
 const rssAtStart = statusKiB('VmRSS');
 // Where the memory is, at the moment RSS peaks: the JS heap, or buffers outside it.
