@@ -66,7 +66,7 @@ export class RefusalError extends Error {
 /** The process exit codes, documented in the README. */
 export const ExitCode = {
   ok: 0,
-  /** at least one host did not reach migrated (run) or ready (check) */
+  /** at least one host did not reach migrated (run) or ready (check); probe's host could not be probed */
   hostsFailed: 1,
   /** bad input: config, inventory, flags */
   usage: 2,

@@ -4,6 +4,7 @@
 import { type Command, Option } from 'commander';
 import { type AgentFlags, agentOverridesFromFlags } from '../agent/flags.ts';
 import type { ConfigOverrides } from '../config/migration-config.ts';
+import { CONFIG_DEFAULTS as D } from '../config/migration-config-schema.ts';
 
 export interface CommonFlags extends AgentFlags {
   inventory?: string;
@@ -48,9 +49,12 @@ export function addTargetFlags(cmd: Command): Command {
 
 export function addMigrationFlags(cmd: Command): Command {
   return cmd
-    .option('--image <file>', 'balenaOS image (.img, .img.gz, .img.xz)')
+    .option(
+      '--image <file>',
+      'balenaOS image: .img, .img.gz, .img.xz or .zip (told apart by content, streamed, never unpacked on disk)',
+    )
     .option('--config-json <file>', "the devices' config.json")
-    .option('--work-dir <dir>', 'absolute working directory on the hosts')
+    .option('--work-dir <dir>', `absolute working directory on the hosts (default ${D.workDir})`)
     .option(
       '--allow-device-type-mismatch',
       "plan even when the image or config.json is for another device type than the host's hardware",
@@ -58,42 +62,69 @@ export function addMigrationFlags(cmd: Command): Command {
     .addOption(
       new Option(
         '--mode <mode>',
-        'standalone, pretend (upload and verify, no boot change), or agent (image and config.json from balena)',
+        'standalone (default), pretend (upload and verify, no boot change), or agent (image and config.json from balena)',
       ).choices(['standalone', 'pretend', 'agent']),
     )
-    .option('--kernel <host|file>', "stage2 kernel: 'host' (the host's own) or a migration kernel file")
-    .addOption(
-      new Option('--fail-mode <mode>', 'stage2 on failure before writing').choices([
-        'reboot',
-        'rescue-shell',
-      ]),
+    .option(
+      '--kernel <host|file>',
+      "stage2 kernel: 'host' (default: the host's own installed kernel) or a migration kernel file",
     )
-    .option('--busybox <file>', 'static busybox for the stage2 initramfs')
-    .option('--ram-margin <MiB>', 'RAM kept free in stage2 beyond the image')
-    .option('--stage2-pretend', 'stage2 rehearses on the device: every check, no write, back to the old OS')
+    .addOption(
+      new Option(
+        '--fail-mode <mode>',
+        `stage2 on a failure before writing: reboot into the old OS or rescue-shell (default ${D.stage2.failMode})`,
+      ).choices(['reboot', 'rescue-shell']),
+    )
+    .option(
+      '--busybox <file>',
+      `static busybox for the stage2 initramfs, built for the hosts' architecture (default ${D.stage2.busybox})`,
+    )
+    .option(
+      '--ram-margin <MiB>',
+      `RAM stage2 keeps free beyond image + config + network files + log (default ${D.stage2.ramMarginMiB})`,
+    )
+    .option(
+      '--stage2-pretend',
+      'stage2 rehearses on the device: every check, no write, back to the old OS; the host ends ready',
+    )
     .addOption(
       new Option(
         '--boot-manager <name>',
-        'x86 hosts: boot stage2 once through grub (grub-reboot), efi (a UEFI entry + BootNext), or auto',
+        'x86 hosts: boot stage2 once through grub (grub-reboot), efi (a UEFI entry + BootNext), or auto (default: grub unless the host is UEFI and GRUB cannot boot stage2 once)',
       ).choices(['auto', 'grub', 'efi']),
     )
-    .option('--known-hosts <file>', 'known_hosts file that verifies host keys')
+    .option(
+      '--known-hosts <file>',
+      `known_hosts file that verifies host keys, hashed entries too (default ${D.ssh.knownHostsFile})`,
+    )
     .option('--accept-new-host-keys', 'trust and record the key of a host seen for the first time')
     .option('--identity <file>', 'private key to offer (repeatable)', collect)
-    .option('--no-agent', 'do not use ssh-agent')
-    .option('--connect-timeout <seconds>', 'give up connecting after this long')
-    .option('--verify-timeout <seconds>', 'how long to wait for balenaOS after the reboot')
-    .option('--balena-port <port>', "balenaOS's SSH port (22222)")
-    .option('--runs-dir <dir>', 'where run directories go');
+    .option('--no-agent', 'do not use ssh-agent (SSH_AUTH_SOCK)')
+    .option(
+      '--connect-timeout <seconds>',
+      `give up connecting after this many seconds (default ${D.ssh.connectTimeoutSeconds})`,
+    )
+    .option(
+      '--verify-timeout <seconds>',
+      `seconds to wait for balenaOS or the old OS after the reboot (default ${D.verify.timeoutSeconds})`,
+    )
+    .option('--balena-port <port>', `balenaOS's SSH port (default ${D.verify.balenaPort})`)
+    .option('--runs-dir <dir>', `where run directories go (default ${D.run.runsDir})`);
 }
 
 export function addFleetFlags(cmd: Command): Command {
   return cmd
-    .option('--concurrency <n>', 'hosts at once')
+    .option('--concurrency <n>', `hosts at once (default ${D.run.concurrency})`)
     .option('--waves <spec>', 'rollout waves, e.g. 1,10%,100%')
-    .option('--max-failures <n|p%>', 'failure budget: stop starting hosts once it is spent')
-    .option('--json', 'one JSON line per event instead of bars or text lines')
-    .option('--resume <rundir>', 'continue the run in this run directory');
+    .option(
+      '--max-failures <n|p%>',
+      'failure budget: no new host starts once it is spent (default for run: stop at the first failure)',
+    )
+    .option('--json', 'one JSON line per event on stderr instead of bars or text lines')
+    .option(
+      '--resume <rundir>',
+      'continue the run in this run directory: hosts already done are kept, the others continue',
+    );
 }
 
 function num(value: string | undefined): number | undefined {

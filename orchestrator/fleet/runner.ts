@@ -67,6 +67,11 @@ export interface SignalSource {
 
 export interface FleetOptions {
   command: 'check' | 'run';
+  /**
+   * `run` rehearses instead of migrating (mode pretend, or stage2.pretend): its hosts end
+   * `ready`, which is then success, not a failure
+   */
+  rehearsal?: boolean;
   /** hosts in flight at once, within a wave */
   concurrency: number;
   /** null or absent: one wave with every host */
@@ -123,9 +128,15 @@ export function countsAgainstBudget(report: HostReport): boolean {
   );
 }
 
-/** The outcome that means done for each command; anything else goes to failed-hosts.txt. */
-function successOutcome(command: 'check' | 'run'): Outcome {
-  return command === 'run' ? 'migrated' : 'ready';
+/**
+ * The outcomes that mean done; anything else goes to failed-hosts.txt and makes the exit code
+ * 1. `check` ends hosts `ready`; `run` ends them `migrated`; a rehearsing `run` (pretend,
+ * stage2.pretend) ends them `ready`, or `migrated` for a host that already runs balenaOS
+ * (nothing to rehearse there).
+ */
+export function doneOutcomes(command: 'check' | 'run', rehearsal = false): readonly Outcome[] {
+  if (command === 'check') return ['ready'];
+  return rehearsal ? ['ready', 'migrated'] : ['migrated'];
 }
 
 /** Phases from which a host may no longer be as we found it, if the pipeline threw there. */
@@ -145,6 +156,7 @@ function optionalField<T>(host: object, key: string, kind: 'string' | 'number'):
 function runnerReport(
   host: { name: string },
   command: 'check' | 'run',
+  done: readonly Outcome[],
   wave: number | null,
   outcome: Outcome,
   error: HostReport['error'],
@@ -160,7 +172,7 @@ function runnerReport(
     wave,
     command,
     outcome,
-    failed: outcome !== successOutcome(command),
+    failed: !done.includes(outcome),
     deviceType: null,
     bootManager: null,
     ...timing,
@@ -183,6 +195,7 @@ function runnerReport(
 function reportFromThrow(
   host: { name: string },
   command: 'check' | 'run',
+  done: readonly Outcome[],
   wave: number | null,
   error: unknown,
   lastPhase: PhaseName | null,
@@ -193,6 +206,7 @@ function reportFromThrow(
   return runnerReport(
     host,
     command,
+    done,
     wave,
     unknownState ? 'needs-attention' : 'failed',
     {
@@ -251,11 +265,11 @@ export async function runFleet<H extends { name: string }>(
   const startedAt = new Date(startedMs).toISOString();
 
   const previous: JournalState = resume ? loadJournal(runDir) : { hosts: new Map(), skippedLines: 0 };
-  const done = successOutcome(command);
+  const done = doneOutcomes(command, options.rehearsal);
   const kept = new Map<string, HostReport>();
   for (const host of hosts) {
     const entry = previous.hosts.get(host.name);
-    if (entry?.outcome === done && entry.report) kept.set(host.name, entry.report);
+    if (entry?.outcome && done.includes(entry.outcome) && entry.report) kept.set(host.name, entry.report);
   }
   const toRun = hosts.filter((h) => !kept.has(h.name));
 
@@ -385,6 +399,7 @@ export async function runFleet<H extends { name: string }>(
     const report = runnerReport(
       host,
       command,
+      done,
       wavesUsed ? wave : null,
       'not-started',
       {
@@ -462,7 +477,7 @@ export async function runFleet<H extends { name: string }>(
       report = { ...report, wave: wavesUsed ? wave : null };
     } catch (error) {
       const endMs = Date.now();
-      report = reportFromThrow(host, command, wavesUsed ? wave : null, error, lastPhase, {
+      report = reportFromThrow(host, command, done, wavesUsed ? wave : null, error, lastPhase, {
         startedAt: new Date(hostStartMs).toISOString(),
         endedAt: new Date(endMs).toISOString(),
         durationMs: endMs - hostStartMs,
@@ -524,12 +539,13 @@ export async function runFleet<H extends { name: string }>(
     resumed: resume,
   });
   for (const host of hosts) {
-    if (!kept.has(host.name)) continue;
-    count(done);
+    const report = kept.get(host.name);
+    if (!report) continue;
+    count(report.outcome);
     emit({
       type: 'host-skipped',
       host: host.name,
-      outcome: done,
+      outcome: report.outcome,
       reason: 'kept from an earlier attempt of this run',
     });
   }
@@ -565,10 +581,10 @@ export async function runFleet<H extends { name: string }>(
   const ordered = hosts.map((h) => reports.get(h.name)!);
   const failedHostsFile = writeFailedHosts(
     runDir,
-    ordered.filter((r) => r.outcome !== done).map((r) => r.host),
+    ordered.filter((r) => !done.includes(r.outcome)).map((r) => r.host),
   );
   const endMs = Date.now();
-  const everyHostDone = ordered.every((r) => r.outcome === done);
+  const everyHostDone = ordered.every((r) => done.includes(r.outcome));
   const notStarted = counts['not-started'] ?? 0;
   // 130 only when the signal left hosts unstarted; a signal that came too late to change
   // anything leaves the usual verdict.

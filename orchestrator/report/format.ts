@@ -20,6 +20,17 @@ export function isDone(outcome: Outcome): boolean {
   return outcome === 'migrated' || outcome === 'ready';
 }
 
+/**
+ * The word for "every host made it": the outcomes the hosts ended in (`ready` for `check` and
+ * for a `run` that only rehearsed, `migrated` for a run that migrated), never a claim of
+ * `migrated` for a run that only pretended.
+ */
+export function allDoneWord(command: 'check' | 'run', hosts: readonly { outcome: Outcome }[]): string {
+  if (command === 'check') return 'ready';
+  const ended = (['ready', 'migrated'] as const).filter((o) => hosts.some((h) => h.outcome === o));
+  return ended.length > 0 ? ended.join(' or ') : 'migrated';
+}
+
 /** Position of an outcome in OUTCOME_ORDER, so sorting by it puts problems first. */
 export function outcomeRank(outcome: Outcome): number {
   const rank = OUTCOME_ORDER.indexOf(outcome);

@@ -4,6 +4,7 @@
 // pinned by a CSP hash, so even a missed escape could not run injected script.
 import { createHash } from 'node:crypto';
 import {
+  allDoneWord,
   compareHostNames,
   formatBytes,
   formatDuration,
@@ -55,7 +56,7 @@ function h(text: string | null | undefined): string {
 export function renderHtmlReport(fleet: FleetReport): string {
   const hosts = sortHostsProblemsFirst(fleet.hosts);
   const needHuman = hosts.filter((x) => !isDone(x.outcome)).length;
-  const doneWord = fleet.command === 'check' ? 'ready' : 'migrated';
+  const doneWord = allDoneWord(fleet.command, hosts);
   const verdict =
     hosts.length === 0
       ? 'No hosts in this run.'

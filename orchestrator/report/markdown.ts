@@ -1,6 +1,7 @@
 // summary.md: the counts, a table of every host, then one section per host a human has to
 // look at (refusal reasons, error and next step, the tail of the stage2 log).
 import {
+  allDoneWord,
   formatBytes,
   formatDuration,
   formatTimestamp,
@@ -30,7 +31,7 @@ export function renderSummaryMarkdown(fleet: FleetReport): string {
       `total time **${formatDuration(fleet.durationMs)}**, exit code **${fleet.exitCode}**.`,
     '',
   );
-  const doneWord = fleet.command === 'check' ? 'ready' : 'migrated';
+  const doneWord = allDoneWord(fleet.command, hosts);
   out.push(
     needHuman.length === 0
       ? `All ${hosts.length} host${hosts.length === 1 ? '' : 's'} ${doneWord}.`

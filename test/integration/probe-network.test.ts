@@ -2,18 +2,15 @@
 // their outputs never mix: the facts hold no byte of the network files.
 import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rm, writeFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DirLocation } from '../../orchestrator/facts/facts.ts';
 import { parseFacts } from '../../orchestrator/facts/parse.ts';
 import { probeHost, splitProbeOutput } from '../../orchestrator/phases/probe.ts';
 import { SshSession } from '../../orchestrator/ssh/session.ts';
-import { type Sshd, startSshd } from '../helpers/sshd.ts';
+import { connectOptions, type Sshd, startSshd } from '../helpers/sshd.ts';
 
 let sshd: Sshd;
-let dir: string;
 let session: SshSession;
 const logged: string[] = [];
 // a network file of the old OS, in a place the collection reads, with a recognisable secret
@@ -25,24 +22,12 @@ beforeAll(async () => {
   mkdirSync('/etc/systemd/network', { recursive: true });
   await writeFile(networkFile, networkText, { mode: 0o600 });
   sshd = await startSshd();
-  dir = await mkdtemp(join(tmpdir(), 'bm-probe-net-'));
-  const knownHostsFile = join(dir, 'known_hosts');
-  await writeFile(knownHostsFile, `${sshd.knownHostsLine}\n`);
-  session = await SshSession.connect({
-    host: '127.0.0.1',
-    port: sshd.port,
-    username: 'root',
-    identityFiles: [sshd.clientKeyPath],
-    agentSocket: null,
-    knownHostsFile,
-    log: (line) => logged.push(line),
-  });
+  session = await SshSession.connect(connectOptions(sshd, { log: (line) => logged.push(line) }));
 });
 
 afterAll(async () => {
   await session?.close();
   await sshd?.stop();
-  await rm(dir, { recursive: true, force: true });
   await rm(networkFile, { force: true });
 });
 

@@ -393,6 +393,55 @@ describe('runFleet run directory', () => {
     expect(outcome.failureLimit).toBeNull();
   });
 
+  it('counts ready as done for a run that rehearses (pretend, stage2.pretend): exit 0, no failed hosts', async () => {
+    // host-03 already runs balenaOS: a rehearsing run reports it migrated, which is done too
+    const { runHost } = scriptedRunHost((h) => ({ outcome: h.name === 'host-03' ? 'migrated' : 'ready' }));
+    const outcome = await runFleet(hostsNamed(3), options({ rehearsal: true }), runHost);
+    expect(outcome.counts).toEqual({ ready: 2, migrated: 1 });
+    expect(outcome.exitCode).toBe(ExitCode.ok);
+    expect(readFileSync(outcome.failedHostsFile, 'utf8')).toBe('');
+  });
+
+  it('still lists every host but the refused one as failed in a rehearsing run', async () => {
+    const { runHost } = scriptedRunHost((h) => ({ outcome: h.name === 'host-02' ? 'refused' : 'ready' }));
+    const outcome = await runFleet(hostsNamed(2), options({ rehearsal: true }), runHost);
+    expect(outcome.exitCode).toBe(ExitCode.hostsFailed);
+    expect(readFileSync(outcome.failedHostsFile, 'utf8')).toBe('host-02\n');
+  });
+
+  it('does not count ready as migrated for a run that migrates', async () => {
+    const { runHost } = scriptedRunHost(() => ({ outcome: 'ready' }));
+    const outcome = await runFleet(hostsNamed(2), options(), runHost);
+    expect(outcome.exitCode).toBe(ExitCode.hostsFailed);
+    expect(readFileSync(outcome.failedHostsFile, 'utf8')).toBe('host-01\nhost-02\n');
+  });
+
+  it('marks a runner-made report of a rehearsing run failed unless it is ready', async () => {
+    const { runHost } = scriptedRunHost((h) =>
+      h.name === 'host-01' ? { throws: 'boom' } : { outcome: 'ready' },
+    );
+    const outcome = await runFleet(hostsNamed(2), options({ rehearsal: true }), runHost);
+    expect(outcome.reports.map((r) => [r.host, r.outcome, r.failed])).toEqual([
+      ['host-01', 'failed', true],
+      ['host-02', 'ready', false],
+    ]);
+  });
+
+  it('keeps the ready hosts of a rehearsing run on resume, and runs the others again', async () => {
+    const runDir = tempRunDir();
+    const first = scriptedRunHost((h) => ({ outcome: h.name === 'host-01' ? 'ready' : 'failed' }));
+    await runFleet(hostsNamed(2), options({ runDir, rehearsal: true }), first.runHost);
+    const again = scriptedRunHost(() => ({ outcome: 'ready' }));
+    const opts = options({ runDir, rehearsal: true, resume: true });
+    const outcome = await runFleet(hostsNamed(2), opts, again.runHost);
+    expect(again.tracker.started).toEqual(['host-02']);
+    expect(outcome.counts).toEqual({ ready: 2 });
+    expect(eventsOfType(opts.seen, 'host-skipped').map((e) => [e.host, e.outcome])).toEqual([
+      ['host-01', 'ready'],
+    ]);
+    expect(outcome.exitCode).toBe(ExitCode.ok);
+  });
+
   it('writes every kind of event to events.jsonl, whatever the display', async () => {
     const opts = options({
       concurrency: 1,

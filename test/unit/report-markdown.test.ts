@@ -107,6 +107,17 @@ describe('renderSummaryMarkdown', () => {
     expect(out).not.toContain('## Hosts that need a human');
   });
 
+  it('says a run that only rehearsed left its hosts ready, not migrated', () => {
+    const fleet = checkFleet();
+    const ready = fleetOf(
+      fleet.hosts.filter((h) => h.outcome === 'ready').map((h) => ({ ...h, command: 'run' as const })),
+      { command: 'run', mode: 'pretend' },
+    );
+    const out = renderSummaryMarkdown(ready);
+    expect(out).toContain('All 2 hosts ready.');
+    expect(out).not.toContain('migrated');
+  });
+
   it('escapes host names, messages and reasons so they render as text', () => {
     const out = renderSummaryMarkdown(hostileFleet());
     const outsideFences = out.replace(/```text\n[\s\S]*?\n```/g, '').replace(/`[^`\n]*`/g, '');

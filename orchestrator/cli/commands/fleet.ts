@@ -134,6 +134,8 @@ export async function fleetCommand(command: 'check' | 'run', flags: CommonFlags)
       targets,
       {
         command,
+        // pretend and stage2.pretend end hosts `ready`: that is their success
+        rehearsal: config.mode === 'pretend' || config.stage2.pretend,
         concurrency: config.run.concurrency,
         waves,
         ...(maxFailures ? { maxFailures } : {}),
