@@ -21,19 +21,37 @@ export interface RawExecOptions {
   timeoutMs?: number;
 }
 
+/**
+ * sshd counts a session against MaxSessions until it has reaped the session's process, a
+ * little after the channel closed on our side: an open refused then is tried again after a
+ * short wait (a loaded device can take a while), a refusal that persists is an error.
+ */
+const REOPEN_WAITS_MS = [25, 50, 100, 200, 400, 800];
+
 /** Open an exec channel for `command`, feed stdin, wait for the channel to close. */
-export function execOnChannel(
+export async function execOnChannel(
   client: Client,
   command: string,
   opts: RawExecOptions = {},
 ): Promise<RawExecResult> {
   const started = performance.now();
-  return new Promise((resolve, reject) => {
-    client.exec(command, (err, channel) => {
-      if (err) return reject(err);
-      collect(channel, opts, started, resolve);
-    });
-  });
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const channel = await new Promise<ClientChannel>((resolve, reject) => {
+        client.exec(command, (err, ch) => (err ? reject(err) : resolve(ch)));
+      });
+      return await new Promise((resolve) => collect(channel, opts, started, resolve));
+    } catch (err) {
+      const wait = REOPEN_WAITS_MS[attempt];
+      if (wait === undefined || !isOpenRefusal(err)) throw err;
+      await new Promise((r) => setTimeout(r, wait));
+    }
+  }
+}
+
+/** ssh2's error for SSH_MSG_CHANNEL_OPEN_FAILURE (the connection itself is fine). */
+function isOpenRefusal(err: unknown): boolean {
+  return err instanceof Error && /^\(SSH\) Channel open failure/.test(err.message);
 }
 
 function collect(

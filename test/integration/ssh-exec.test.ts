@@ -73,6 +73,18 @@ describe('SshSession.exec', () => {
     expect(results.map((r) => r.stdout)).toEqual(Array.from({ length: 25 }, (_, i) => `${i}\n`));
   });
 
+  it('waits for sshd to free a session when it allows fewer at once than are asked for', async () => {
+    const strict = await startSshd({ extraConfig: ['MaxSessions 2'] });
+    const s = await SshSession.connect(connectOptions(strict));
+    try {
+      const results = await Promise.all(Array.from({ length: 4 }, (_, i) => s.exec(`sleep 0.3; echo ${i}`)));
+      expect(results.map((r) => r.stdout)).toEqual(['0\n', '1\n', '2\n', '3\n']);
+    } finally {
+      await s.close();
+      await strict.stop();
+    }
+  });
+
   it('logs every command line it sends', async () => {
     await session.exec('echo logged-command');
     expect(logged).toContain('echo logged-command');
