@@ -4,6 +4,7 @@
 // public device types to anyone, so the URL is all it needs. What the host fetched is used
 // only when its size and sha256 are those of the image the laptop downloaded and verified;
 // anything else (no tool, a refused or broken download, other bytes) leaves the push to do it.
+import { setTimeout as sleep } from 'node:timers/promises';
 import { shellJoin, shellQuote } from '../ssh/quote.ts';
 import type { SshSession } from '../ssh/session.ts';
 
@@ -62,6 +63,7 @@ export async function downloadOnHost(
   dl: HostImageDownload,
   tools: HostDownloadTools,
   log: (message: string) => void,
+  onProgress?: (doneBytes: number) => void,
 ): Promise<HostDownloadResult> {
   const tool = tools.curl ? 'curl' : tools.wget ? 'wget' : null;
   if (!tool) return { ok: false, tool, attempts: 0, reason: 'the host has neither curl nor wget' };
@@ -87,7 +89,7 @@ export async function downloadOnHost(
     log(
       `the host downloads the image with ${tool}${have > 0 ? `, continuing from byte ${have}` : ''} (try ${attempts} of ${ATTEMPTS})`,
     );
-    const r = await session.exec(downloadCommand(tool, dl.url, part));
+    const r = await whileWatching(session.exec(downloadCommand(tool, dl.url, part)), size, onProgress);
     if (r.exitCode !== 0) {
       lastError = `${tool} exited with ${r.exitCode ?? r.signal ?? 'no status'}${r.stderr.trim() ? `: ${r.stderr.trim().split('\n').pop()}` : ''}`;
     }
@@ -125,4 +127,29 @@ export async function downloadOnHost(
     return { ok: false, tool, attempts, reason: `cannot move the download into place: ${mv.stderr.trim()}` };
   }
   return { ok: true, tool, attempts, resumedFrom };
+}
+
+/** Reports the partial file's length every few seconds while `work` runs (the progress bar). */
+async function whileWatching<T>(
+  work: Promise<T>,
+  size: () => Promise<number>,
+  onProgress: ((doneBytes: number) => void) | undefined,
+  everyMs = 2000,
+): Promise<T> {
+  if (!onProgress) return work;
+  const stop = new AbortController();
+  const watcher = (async () => {
+    while (!stop.signal.aborted) {
+      const ticked = await sleep(everyMs, true, { signal: stop.signal }).catch(() => false);
+      if (!ticked) return;
+      const n = await size().catch(() => null);
+      if (n !== null && !stop.signal.aborted) onProgress(n);
+    }
+  })();
+  try {
+    return await work;
+  } finally {
+    stop.abort();
+    await watcher;
+  }
 }

@@ -50,7 +50,15 @@ export async function uploadPayload(
       dl.download.sha256 === file.sha256 &&
       dl.download.sizeBytes === file.sizeBytes
     ) {
-      hostDownload = await downloadOnHost(session, file.remotePath, file.mode, dl.download, dl.tools, log);
+      hostDownload = await downloadOnHost(
+        session,
+        file.remotePath,
+        file.mode,
+        dl.download,
+        dl.tools,
+        log,
+        (done) => onProgress?.(doneBefore + Math.min(done, file.sizeBytes), total, 'image (host download)'),
+      );
       log(
         hostDownload.ok
           ? `the host downloaded the image itself with ${hostDownload.tool} and it is verified (sha256 ${file.sha256})`

@@ -107,6 +107,8 @@ export class FakeBalenaApi {
   private anonymousImageOverrides: Buffer[] = [];
   /** how many upcoming image downloads answer 503 */
   failDownloads = 0;
+  /** image downloads trickle: `bytes` every `everyMs` (a slow link), when set */
+  throttle: { bytes: number; everyMs: number } | null = null;
 
   constructor(private readonly options: FakeBalenaOptions) {
     this.fleets = options.fleets ?? [{ id: 11, slug: 'acme/lab', deviceType: 'genericx86-64-ext' }];
@@ -433,6 +435,19 @@ export class FakeBalenaApi {
       'accept-ranges': 'bytes',
     });
     const cut = this.cuts.shift();
+    if (cut === undefined && this.throttle) {
+      const { bytes, everyMs } = this.throttle;
+      let at = 0;
+      const next = () => {
+        if (res.destroyed) return;
+        const chunk = part.subarray(at, at + bytes);
+        at += chunk.length;
+        if (at >= part.length) res.end(chunk);
+        else res.write(chunk, () => setTimeout(next, everyMs));
+      };
+      next();
+      return true;
+    }
     if (cut === undefined) {
       res.end(part);
       return true;

@@ -289,6 +289,31 @@ describe('the host-side download on its own', () => {
     return connectHost(target(), settings, {});
   }
 
+  it("reports the host's progress while it downloads over a slow link", async () => {
+    const p = await prepare();
+    fake.throttle = { bytes: 512 * 1024, everyMs: 400 };
+    const s = await session(p.settings);
+    const seen: number[] = [];
+    try {
+      const dest = join(workDir, 'slow.gz');
+      const r = await downloadOnHost(
+        s,
+        dest,
+        0o600,
+        p.job.agent.imageDownload!,
+        { curl: true },
+        () => {},
+        (done) => seen.push(done),
+      );
+      expect(r).toMatchObject({ ok: true, tool: 'curl', attempts: 1 });
+      expect(seen.length).toBeGreaterThanOrEqual(1);
+      expect(seen.some((n) => n > 0 && n < fake.imageGz.length)).toBe(true);
+      expect(seen).toEqual([...seen].sort((a, b) => a - b));
+    } finally {
+      await s.close();
+    }
+  }, 120_000);
+
   it('uses wget when the probe found no curl, and continues a cut download with it', async () => {
     const p = await prepare();
     fake.cutDownloads(Math.floor(fake.imageGz.length / 3), 1);
