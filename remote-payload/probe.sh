@@ -854,7 +854,7 @@ EOF
   fi
 
   # ---- tools -------------------------------------------------------------------------------------
-  for t in setsid flock sha256sum efibootmgr; do
+  for t in setsid flock sha256sum efibootmgr curl wget; do
     flag have "$t"
     emit "tool_$t" "$FLAG"
   done

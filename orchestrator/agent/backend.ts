@@ -294,6 +294,16 @@ export class BalenaBackend {
     return d.is_connected_to_vpn === true || d.api_heartbeat_state === 'online';
   }
 
+  /**
+   * The image's URL for a host to fetch by itself, without credentials: balenaCloud serves
+   * public device types' images to anyone (balena-cli #1743); a private one answers 401 and
+   * the laptop pushes its copy instead.
+   */
+  imageUrl(deviceType: string, version: string): string {
+    const query = new URLSearchParams(imageQuery(deviceType, version)).toString();
+    return `${this.apiUrl.replace(/\/+$/, '')}/download?${query}`;
+  }
+
   dashboardUrl(uuid: string): string {
     return this.sdk.models.device.getDashboardUrl(uuid);
   }

@@ -71,6 +71,15 @@ export const AgentSettings = z.strictObject({
     AGENT_DEFAULTS.onlineTimeoutSeconds,
   ),
   cacheDir: field(LocalPath, 'where downloaded balenaOS images are kept', AGENT_DEFAULTS.cacheDir),
+  sshKeyFiles: field(
+    z.array(LocalPath, { error: 'must be a list of public key files' }),
+    "public SSH keys (.pub files) put into each device's config.json as os.sshKeys: they let this tool (and you) into balenaOS on port 22222 to verify the migration",
+  ),
+  hostDownload: field(
+    z.boolean({ error: 'must be true or false' }),
+    "hosts that reach the backend download the image themselves (curl or wget, no credentials: balenaCloud serves public device types' images to anyone), verified by sha256; the laptop pushes it when that fails",
+    false,
+  ),
 });
 
 export type AgentSettingsInput = z.input<typeof AgentSettings>;

@@ -21,6 +21,8 @@ export interface AgentSettingsResolved {
   appUpdatePollInterval: number | undefined;
   onlineTimeoutSeconds: number;
   cacheDir: string;
+  sshKeyFiles: string[];
+  hostDownload: boolean;
 }
 
 /** What agent mode runs with: the fleet and one source of the API key are known. */
@@ -43,6 +45,8 @@ export function defaultAgentSettings(): AgentSettingsResolved {
     appUpdatePollInterval: undefined,
     onlineTimeoutSeconds: AGENT_DEFAULTS.onlineTimeoutSeconds,
     cacheDir: resolveLocalPath(AGENT_DEFAULTS.cacheDir, process.cwd()),
+    sshKeyFiles: [],
+    hostDownload: false,
   };
 }
 
@@ -100,6 +104,13 @@ export function resolveAgentPaths(
     out[key] = absolute;
   }
   if (out.cacheDir !== undefined) out.cacheDir = resolveLocalPath(out.cacheDir, baseDir);
+  if (out.sshKeyFiles !== undefined) {
+    out.sshKeyFiles = out.sshKeyFiles.map((file, i) => {
+      const absolute = resolveLocalPath(file, baseDir);
+      requireFile(absolute, locate(['agent', 'sshKeyFiles', i]), 'SSH public key file', baseDir);
+      return absolute;
+    });
+  }
   return out;
 }
 

@@ -14,6 +14,7 @@ export interface AgentFlags {
   onlineTimeout?: string;
   cacheDir?: string;
   downloadOnly?: boolean;
+  hostDownload?: boolean;
 }
 
 export function addAgentFlags(cmd: Command): Command {
@@ -26,7 +27,11 @@ export function addAgentFlags(cmd: Command): Command {
     .option('--device-type <slug>', "agent mode: the hosts' device type (default: the fleet's)")
     .option('--online-timeout <seconds>', 'agent mode: how long the backend has to see a device online')
     .option('--cache-dir <dir>', 'agent mode: where downloaded balenaOS images are kept')
-    .option('--download-only', 'agent mode: download and verify the images, touch no host');
+    .option('--download-only', 'agent mode: download and verify the images, touch no host')
+    .option(
+      '--host-download',
+      'agent mode: hosts that reach the backend download the image themselves (verified; pushed when that fails)',
+    );
 }
 
 /** The agent flags as a partial `agent:` section, validated by the same schema as the file. */
@@ -44,5 +49,6 @@ export function agentOverridesFromFlags(f: AgentFlags): AgentSettingsInput | und
     o.onlineTimeoutSeconds = Number.isFinite(n) ? n : (f.onlineTimeout as unknown as number);
   }
   if (f.cacheDir !== undefined) o.cacheDir = f.cacheDir;
+  if (f.hostDownload) o.hostDownload = true;
   return Object.keys(o).length ? o : undefined;
 }

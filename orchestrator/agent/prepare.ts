@@ -26,7 +26,9 @@ import { type AgentConfig, agentConfigFrom } from './config.ts';
 import { deviceConfigJson, writeSecretJson } from './device-config.ts';
 import type { HostAgent } from './host-agent.ts';
 import { type CachedImage, ensureImage } from './image-cache.ts';
+import { readPublicKeys } from './ssh-keys.ts';
 import { confirmDeviceOnline } from './verify-online.ts';
+import { type AgentWifi, agentWifi } from './wifi.ts';
 
 export interface AgentRunInput {
   config: MigrationConfig;
@@ -56,6 +58,8 @@ export interface AgentRun {
   /** the cached, verified image per device type */
   images: Map<string, CachedImage>;
   hosts: HostDevicePlan[];
+  /** agent.wifiSsid/wifiKeyFile, read and checked: a keyfile for every host (agent/wifi.ts) */
+  wifi: AgentWifi | null;
 }
 
 /** Host vars agent mode reads. */
@@ -65,6 +69,7 @@ export const DEVICE_TYPE_VAR = 'balenaDeviceType';
 export async function resolveAgentRun(input: AgentRunInput): Promise<AgentRun> {
   const { config, targets, log } = input;
   const agent = agentConfigFrom(config.agent, config.source);
+  const wifi = agentWifi(agent, config.source);
   for (const t of targets) rejectSecretVars(t);
   const hosts0 = targets.map((t) => hostVars(t));
   const duplicate = firstDuplicate(hosts0.flatMap((h) => (h.existingUuid ? [h.existingUuid] : [])));
@@ -146,7 +151,7 @@ export async function resolveAgentRun(input: AgentRunInput): Promise<AgentRun> {
     input.resources.adoptImage(image.info);
     images.set(deviceType, image);
   }
-  return { agent, backend, fleet, versions, images, hosts };
+  return { agent, backend, fleet, versions, images, hosts, wifi };
 }
 
 export interface ProvisionOptions {
@@ -179,9 +184,8 @@ export async function provisionAgentHosts(
   const out = new Map<string, ProvisionedHost>();
   const known = readDevices(opts.runDir);
   const journal = opts.resume ? loadJournal(opts.runDir) : null;
-  const wifiKey = agent.wifiKeyFile
-    ? readFileSync(agent.wifiKeyFile, 'utf8').replace(/\r?\n$/, '')
-    : undefined;
+  const wifi = run.wifi;
+  const sshKeys = readPublicKeys(agent.sshKeyFiles);
   const fleetConfigs = new Map<string, Promise<Record<string, unknown>>>();
   const fleetConfig = (deviceType: string) => {
     let p = fleetConfigs.get(deviceType);
@@ -189,8 +193,9 @@ export async function provisionAgentHosts(
       const options: ConfigOptions = {
         version: run.versions.get(deviceType)!,
         deviceType,
-        network: agent.wifiSsid ? 'wifi' : 'ethernet',
-        ...(agent.wifiSsid ? { wifiSsid: agent.wifiSsid, ...(wifiKey ? { wifiKey } : {}) } : {}),
+        // the same network the device gets as a keyfile (agent/wifi.ts)
+        network: wifi ? 'wifi' : 'ethernet',
+        ...(wifi ? { wifiSsid: wifi.ssid, ...(wifi.passphrase ? { wifiKey: wifi.passphrase } : {}) } : {}),
         ...(agent.appUpdatePollInterval ? { appUpdatePollInterval: agent.appUpdatePollInterval } : {}),
         ...(agent.developmentMode !== undefined ? { developmentMode: agent.developmentMode } : {}),
       };
@@ -233,7 +238,10 @@ export async function provisionAgentHosts(
       uuid = identity.uuid;
       known[target.name] = { uuid };
       writeSecretJson(devicesFile(opts.runDir), known);
-      writeSecretJson(configPath, deviceConfigJson(await fleetConfig(plan.deviceType), identity));
+      writeSecretJson(
+        configPath,
+        deviceConfigJson(await fleetConfig(plan.deviceType), identity, new Date(), sshKeys),
+      );
     }
 
     const device = {
@@ -250,6 +258,15 @@ export async function provisionAgentHosts(
       agent: {
         deviceType: plan.deviceType,
         device,
+        ...(agent.hostDownload
+          ? {
+              imageDownload: {
+                url: backend.imageUrl(plan.deviceType, version),
+                sha256: image.info.fileSha256,
+                sizeBytes: image.info.fileSizeBytes,
+              },
+            }
+          : {}),
         confirmOnline: async (signal, log) => {
           if (!deviceUuid || !device.dashboardUrl) {
             return {

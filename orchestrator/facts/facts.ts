@@ -209,6 +209,9 @@ export const Facts = z.object({
     flock: z.boolean().optional(),
     sha256sum: z.boolean(),
     efibootmgr: z.boolean(),
+    /** curl / wget: agent.hostDownload fetches the image with one of them */
+    curl: z.boolean().optional(),
+    wget: z.boolean().optional(),
   }),
   /** how filesystem identities were read: blkid, lsblk, udev, busybox-blkid, none */
   idTool: z.string().optional(),

@@ -149,6 +149,14 @@ export function planNetwork(input: {
     c.source += ` + ${ip.source}`;
   }
 
+  // Wi-Fi networks an extra keyfile (network.extraFiles, agent.wifiSsid) supplies: the old OS's
+  // profile of the same SSID is not carried too, two profiles for one SSID would contradict
+  const suppliedSsids = new Set(
+    options.extraFiles.flatMap((e) => {
+      const check = checkKeyfile(e.data.toString('utf8'));
+      return check.type === 'wifi' && check.ssid && !check.problems.length ? [check.ssid] : [];
+    }),
+  );
   // one connection per Wi-Fi network and per wired interface: the first stack wins
   const kept: NetConnection[] = [];
   const seen = new Map<string, NetConnection>();
@@ -170,6 +178,12 @@ export function planNetwork(input: {
     seen.set(key, c);
     if (c.wifi) {
       const name = ssidText(c.wifi.ssid);
+      if (suppliedSsids.has(name)) {
+        notes.push(
+          `network: Wi-Fi ${name} (${c.source}) is not carried: a supplied keyfile configures ${name}`,
+        );
+        continue;
+      }
       if (options.wifi === 'none' || (Array.isArray(options.wifi) && !options.wifi.includes(name))) {
         notes.push(`network: Wi-Fi ${name} (${c.source}) is not carried: network.wifi leaves it out`);
         continue;

@@ -2,7 +2,7 @@
 // Every path ends in exactly one outcome class; every change made before the reboot is
 // undone when a later step fails.
 import { posix } from 'node:path';
-import { deviceTypeMismatch, type HostAgent } from '../agent/host-agent.ts';
+import { deviceTypeMismatch, type HostAgent, imageDownloadRecord } from '../agent/host-agent.ts';
 import { RefusalError } from '../errors.ts';
 import type { Facts } from '../facts/facts.ts';
 import { planNetwork } from '../network/plan-network.ts';
@@ -176,9 +176,15 @@ export async function runHost(job: HostJob): Promise<HostReport> {
     phase = 'upload';
     await rec.phase('upload', async (record) => {
       await prepareWorkDir(session!, workDir);
-      const { bytesSent } = await uploadPayload(session!, plan, (done, total, label) =>
-        ctx.progress(done, total, label),
+      const dl = job.agent?.imageDownload;
+      const { bytesSent, hostDownload } = await uploadPayload(
+        session!,
+        plan,
+        (done, total, label) => ctx.progress(done, total, label),
+        { hostDownload: dl ? { download: dl, tools: facts.tools } : undefined, log: ctx.log },
       );
+      if (hostDownload && rec.report.balena)
+        rec.report.balena.imageDownload = imageDownloadRecord(hostDownload);
       record.bytes = bytesSent;
       rec.report.bytesSent += bytesSent;
     });

@@ -3,6 +3,12 @@
 import type { Plan } from '../plan/plan.ts';
 import { shellQuote } from '../ssh/quote.ts';
 import type { SshSession } from '../ssh/session.ts';
+import {
+  downloadOnHost,
+  type HostDownloadResult,
+  type HostDownloadTools,
+  type HostImageDownload,
+} from './host-download.ts';
 
 export type UploadProgress = (done: number, total: number, label: string) => void;
 
@@ -18,15 +24,47 @@ export async function prepareWorkDir(session: SshSession, workDir: string): Prom
   }
 }
 
+export interface UploadOptions {
+  /** agent.hostDownload: the host first tries to fetch the image itself (phases/host-download.ts) */
+  hostDownload?: { download: HostImageDownload; tools: HostDownloadTools } | undefined;
+  log?: (message: string) => void;
+}
+
 export async function uploadPayload(
   session: SshSession,
   plan: Plan,
   onProgress?: UploadProgress,
-): Promise<{ bytesSent: number }> {
+  opts: UploadOptions = {},
+): Promise<{ bytesSent: number; hostDownload?: HostDownloadResult }> {
   const total = plan.payload.reduce((n, f) => n + f.sizeBytes, 0);
   let doneBefore = 0;
   let bytesSent = 0;
+  let hostDownload: HostDownloadResult | undefined;
+  const log = opts.log ?? (() => {});
   for (const file of plan.payload) {
+    const dl = opts.hostDownload;
+    // Only the image the laptop verified, and only when the plan pushes exactly that file.
+    if (
+      file.role === 'image' &&
+      dl &&
+      dl.download.sha256 === file.sha256 &&
+      dl.download.sizeBytes === file.sizeBytes
+    ) {
+      hostDownload = await downloadOnHost(
+        session,
+        file.remotePath,
+        file.mode,
+        dl.download,
+        dl.tools,
+        log,
+        (done) => onProgress?.(doneBefore + Math.min(done, file.sizeBytes), total, 'image (host download)'),
+      );
+      log(
+        hostDownload.ok
+          ? `the host downloaded the image itself with ${hostDownload.tool} and it is verified (sha256 ${file.sha256})`
+          : `the host could not download the image itself (${hostDownload.reason}): pushing it from here`,
+      );
+    }
     const source = file.source.kind === 'file' ? { path: file.source.path } : { data: file.source.data };
     const result = await session.upload(source, file.remotePath, {
       sha256: file.sha256,
@@ -38,5 +76,5 @@ export async function uploadPayload(
     doneBefore += file.sizeBytes;
     onProgress?.(doneBefore, total, file.role);
   }
-  return { bytesSent };
+  return { bytesSent, ...(hostDownload ? { hostDownload } : {}) };
 }

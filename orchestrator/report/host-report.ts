@@ -89,6 +89,14 @@ export interface BalenaDeviceRecord {
   dashboardUrl: string | null;
   /** whether the backend saw the device online after the reboot; null when not asked */
   online: boolean | null;
+  /** agent.hostDownload: how the image reached the host (absent when the option is off) */
+  imageDownload?: {
+    by: 'host' | 'push';
+    tool: 'curl' | 'wget' | null;
+    attempts: number;
+    /** why the push had to do it */
+    fallbackReason?: string;
+  };
 }
 
 export interface FleetReport {

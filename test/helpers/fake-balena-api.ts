@@ -14,7 +14,10 @@
 //   PATCH /v7/device?$filter=id in (ID)                           rename
 //   POST /api-key/device/ID/device-key                            a new device API key
 //   POST /download-config                                         config.json for a fleet
-//   GET  /download?fileType=.gz&imageType=raw&deviceType=&version=  the image; honours Range
+//   GET  /download?fileType=.gz&imageType=raw&deviceType=&version=  the image; honours Range;
+//                                                                 no key needed for a public device type
+//   GET  /device/v3/UUID/state   (Bearer device key)              a device polling its target state, as
+//                                                                 the supervisor does: it is online from then
 //
 // Every request is recorded (method, path, decoded query, which key authorised it, Range,
 // body) so tests can assert what the SDK sent. The API key itself is never recorded.
@@ -51,7 +54,7 @@ export interface RecordedRequest {
   /** the query string, percent-decoded */
   query: string;
   /** which credential authorised it */
-  auth: 'none' | 'user-key' | 'provisioning-key' | 'unknown-key';
+  auth: 'none' | 'user-key' | 'provisioning-key' | 'device-key' | 'unknown-key';
   range: string | undefined;
   body: unknown;
 }
@@ -65,6 +68,8 @@ export interface FakeBalenaOptions {
   osVersions?: Record<string, string[]>;
   /** the gzipped image served for every device type and version (default: makeDiskImage) */
   imageGz?: Buffer;
+  /** device types whose image only a logged-in user may download (like private ones on balenaCloud) */
+  privateDeviceTypes?: string[];
 }
 
 /** A small raw disk image with an MBR signature and incompressible content. */
@@ -91,6 +96,19 @@ export class FakeBalenaApi {
   onlineAfterPolls: number | null = null;
   private polls = new Map<string, number>();
   url = '';
+  /**
+   * The API's address as devices see it, written into config.json as apiEndpoint (default:
+   * `url`). A QEMU guest on user networking reaches the host's loopback at 10.0.2.2.
+   */
+  deviceApiUrl: string | undefined;
+  /** target-state polls that devices made with their own key, in order */
+  readonly heartbeats: { uuid: string; at: number }[] = [];
+  /** the next image downloads made without a key get these bytes instead (a corrupt mirror) */
+  private anonymousImageOverrides: Buffer[] = [];
+  /** how many upcoming image downloads answer 503 */
+  failDownloads = 0;
+  /** image downloads trickle: `bytes` every `everyMs` (a slow link), when set */
+  throttle: { bytes: number; everyMs: number } | null = null;
 
   constructor(private readonly options: FakeBalenaOptions) {
     this.fleets = options.fleets ?? [{ id: 11, slug: 'acme/lab', deviceType: 'genericx86-64-ext' }];
@@ -133,6 +151,11 @@ export class FakeBalenaApi {
     for (let i = 0; i < count; i++) this.cuts.push(afterBytes);
   }
 
+  /** The next `count` downloads made without a key get `bytes` instead of the image. */
+  corruptAnonymousDownloads(bytes: Buffer, count = 1): void {
+    for (let i = 0; i < count; i++) this.anonymousImageOverrides.push(bytes);
+  }
+
   setOnline(uuid: string, online: boolean): void {
     const d = this.devices.get(uuid);
     if (!d) throw new Error(`no device ${uuid}`);
@@ -164,7 +187,9 @@ export class FakeBalenaApi {
           ? 'user-key'
           : this.provisioningKeys.has(bearer)
             ? 'provisioning-key'
-            : 'unknown-key';
+            : [...this.devices.values()].some((d) => d.keys.includes(bearer))
+              ? 'device-key'
+              : 'unknown-key';
     let body: unknown = bodyText;
     try {
       body = bodyText ? JSON.parse(bodyText) : undefined;
@@ -185,6 +210,14 @@ export class FakeBalenaApi {
     if (req.method === 'POST' && path === '/device/register') {
       if (auth !== 'provisioning-key') return text(401, 'Unauthorized');
       return this.register(bearer!, body as Record<string, unknown>, json, text);
+    }
+    const targetState = /^\/device\/v3\/([0-9a-f]+)\/state$/.exec(path);
+    if (req.method === 'GET' && targetState) return this.targetState(targetState[1]!, bearer, json, text);
+    if (req.method === 'GET' && path === '/download' && auth === 'none') {
+      // balenaCloud serves the images of public device types to anyone (balena-cli #1743).
+      if ((this.options.privateDeviceTypes ?? []).includes(params.deviceType ?? ''))
+        return text(401, 'Unauthorized');
+      return this.download(req, res, params, text, this.anonymousImageOverrides.shift());
     }
     if (auth !== 'user-key') return text(401, 'Unauthorized');
 
@@ -318,6 +351,14 @@ export class FakeBalenaApi {
     };
   }
 
+  private targetState(uuid: string, bearer: string | undefined, json: Json, text: Text): Answered {
+    const d = this.devices.get(uuid);
+    if (!d || bearer === undefined || !d.keys.includes(bearer)) return text(401, 'Unauthorized');
+    d.online = true;
+    this.heartbeats.push({ uuid, at: Date.now() });
+    return json(200, { [uuid]: { name: d.name, config: {}, apps: {} } });
+  }
+
   private register(key: string, body: Record<string, unknown>, json: Json, text: Text): Answered {
     const fleetId = this.provisioningKeys.get(key);
     if (fleetId === undefined || fleetId !== body.application)
@@ -349,7 +390,7 @@ export class FakeBalenaApi {
         (typeof b.appUpdatePollInterval === 'number' ? b.appUpdatePollInterval : 15) * 60000,
       listenPort: 48484,
       vpnPort: 443,
-      apiEndpoint: this.url,
+      apiEndpoint: this.deviceApiUrl ?? this.url,
       vpnEndpoint: 'vpn.fake.local',
       registryEndpoint: 'registry.fake.local',
       deltaEndpoint: 'https://delta.fake.local',
@@ -369,11 +410,16 @@ export class FakeBalenaApi {
     res: ServerResponse,
     params: Record<string, string>,
     text: Text,
+    override?: Buffer,
   ): Answered {
     const { deviceType = '', version = '' } = params;
     if (!this.osVersions[deviceType]?.includes(version))
       return text(404, 'No such version for the device type');
-    const image = this.imageGz;
+    if (this.failDownloads > 0) {
+      this.failDownloads--;
+      return text(503, 'Service Unavailable');
+    }
+    const image = override ?? this.imageGz;
     const range = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
     const start = range ? Number(range[1]) : 0;
     if (start >= image.length) {
@@ -389,6 +435,19 @@ export class FakeBalenaApi {
       'accept-ranges': 'bytes',
     });
     const cut = this.cuts.shift();
+    if (cut === undefined && this.throttle) {
+      const { bytes, everyMs } = this.throttle;
+      let at = 0;
+      const next = () => {
+        if (res.destroyed) return;
+        const chunk = part.subarray(at, at + bytes);
+        at += chunk.length;
+        if (at >= part.length) res.end(chunk);
+        else res.write(chunk, () => setTimeout(next, everyMs));
+      };
+      next();
+      return true;
+    }
     if (cut === undefined) {
       res.end(part);
       return true;

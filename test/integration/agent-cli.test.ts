@@ -19,6 +19,7 @@ import {
 
 const API_KEY = 'Pw7Rk3Nq9Zt2Lm5Xv8Bc1Df4Gh6Jk0Ys';
 const KEY_VAR = 'BM_TEST_BALENA_API_KEY';
+const WIFI_KEY = 'lab wifi passphrase 42';
 
 let fake: FakeBalenaApi;
 let fleet: FleetHosts;
@@ -36,6 +37,7 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'agent-cli-'));
   runsDir = join(dir, 'runs');
   configFile = join(dir, 'balena-migrate.yml');
+  writeFileSync(join(dir, 'wifi-key'), `${WIFI_KEY}\n`, { mode: 0o600 });
   writeFileSync(
     configFile,
     [
@@ -46,6 +48,8 @@ beforeAll(async () => {
       '  fleet: acme/lab',
       '  cacheDir: cache',
       '  onlineTimeoutSeconds: 5',
+      '  wifiSsid: lab-wifi',
+      '  wifiKeyFile: wifi-key',
       'ssh:',
       `  knownHostsFile: ${fleet.knownHostsFile}`,
       '  useAgent: false',
@@ -143,6 +147,13 @@ describe('balena-migrate in agent mode', () => {
     expect(configs).toEqual(['nuc-down.config.json']);
     const config = JSON.parse(readFileSync(join(runDir, 'agent', 'config', configs[0]!), 'utf8'));
     expect(config.uuid).toBe(balena.uuid);
+    // the agent's Wi-Fi: the same network in config.json and as the keyfile every host gets
+    expect(config).toMatchObject({ wifiSsid: 'lab-wifi', wifiKey: WIFI_KEY });
+    const keyfile = join(runDir, 'agent', 'network', 'agent-wifi.nmconnection');
+    expect(statSync(keyfile).mode & 0o777).toBe(0o600);
+    expect(readFileSync(keyfile, 'utf8')).toMatch(/^ssid=lab-wifi$/m);
+    expect(readFileSync(join(runDir, 'hosts', 'nuc-down', 'report.json'), 'utf8')).not.toContain(WIFI_KEY);
+    expect(result.stdout + result.stderr).not.toContain(WIFI_KEY);
 
     expect(filesContaining(runDir, API_KEY)).toEqual([]);
     expect(filesContaining(join(dir, 'cache'), API_KEY)).toEqual([]);

@@ -35,6 +35,8 @@ describe('the agent section of balena-migrate.yml', () => {
       appUpdatePollInterval: 10,
       onlineTimeoutSeconds: 300,
       cacheDir: `${dir}/cache`,
+      sshKeyFiles: [`${dir}/files/operator.pub`],
+      hostDownload: true,
     });
   });
 
@@ -47,6 +49,8 @@ describe('the agent section of balena-migrate.yml', () => {
       osVersion: 'latest',
       onlineTimeoutSeconds: 600,
       cacheDir: join(homedir(), '.cache/balena-migrate/images'),
+      sshKeyFiles: [],
+      hostDownload: false,
     });
   });
 

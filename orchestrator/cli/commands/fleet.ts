@@ -4,6 +4,7 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { downloadOnly } from '../../agent/download-only.ts';
 import { provisionAgentHosts, resolveAgentRun } from '../../agent/prepare.ts';
+import { DEFAULT_NETWORK, withAgentWifi } from '../../agent/wifi.ts';
 import { loadInventory } from '../../config/inventory.ts';
 import {
   applyConfigOverrides,
@@ -121,6 +122,9 @@ export async function fleetCommand(command: 'check' | 'run', flags: CommonFlags)
         log: agentLog,
       })
     : null;
+  // agent.wifiSsid reaches the devices as a NetworkManager keyfile, like network.extraFiles
+  if (agentRun?.wifi)
+    settings.network = withAgentWifi(settings.network ?? DEFAULT_NETWORK, agentRun.wifi, runDir);
 
   const display = createProgressDisplay({ json: flags.json ?? false });
   const prompts = {

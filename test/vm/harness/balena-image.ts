@@ -444,6 +444,7 @@ async function buildUserland(rootfs: string, log: string): Promise<string> {
     'etc/init.d/rcK',
     'usr/share/udhcpc/default.script',
     'usr/sbin/balena-config-ssh-keys',
+    'usr/sbin/balena-heartbeat',
   ]) {
     await chmod(join(rootfs, script), 0o755);
   }
