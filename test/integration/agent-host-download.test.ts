@@ -52,7 +52,7 @@ beforeAll(async () => {
     {},
   );
   try {
-    const { curl, wget } = (await probeHost(session, '/var/tmp')).tools;
+    const { curl, wget } = (await probeHost(session, '/var/tmp')).facts.tools;
     probedTools = { curl, wget };
   } finally {
     await session.close();
