@@ -2,7 +2,7 @@
 // wins over the file. There is deliberately no flag for the API key itself: a command line
 // is visible to every user of the machine (ps, /proc/PID/cmdline).
 import type { Command } from 'commander';
-import type { AgentSettingsInput } from './config-schema.ts';
+import { AGENT_DEFAULTS, type AgentSettingsInput } from './config-schema.ts';
 
 export interface AgentFlags {
   fleet?: string;
@@ -20,17 +20,26 @@ export interface AgentFlags {
 export function addAgentFlags(cmd: Command): Command {
   return cmd
     .option('--fleet <slug|id>', 'agent mode: the fleet the devices join')
-    .option('--api-url <url>', 'agent mode: the balena API (default https://api.balena-cloud.com)')
+    .option('--api-url <url>', `agent mode: the balena API (default ${AGENT_DEFAULTS.apiUrl})`)
     .option('--api-key-file <file>', 'agent mode: file that holds the balena API key')
     .option('--api-key-env <name>', 'agent mode: environment variable that holds the balena API key')
-    .option('--os-version <version>', "agent mode: 'latest', an exact balenaOS version, or a range")
+    .option(
+      '--os-version <version>',
+      `agent mode: 'latest', an exact balenaOS version, or a range (default ${AGENT_DEFAULTS.osVersion})`,
+    )
     .option('--device-type <slug>', "agent mode: the hosts' device type (default: the fleet's)")
-    .option('--online-timeout <seconds>', 'agent mode: how long the backend has to see a device online')
-    .option('--cache-dir <dir>', 'agent mode: where downloaded balenaOS images are kept')
+    .option(
+      '--online-timeout <seconds>',
+      `agent mode: how long the backend has to see a device online (default ${AGENT_DEFAULTS.onlineTimeoutSeconds})`,
+    )
+    .option(
+      '--cache-dir <dir>',
+      `agent mode: where downloaded balenaOS images are kept (default ${AGENT_DEFAULTS.cacheDir})`,
+    )
     .option('--download-only', 'agent mode: download and verify the images, touch no host')
     .option(
       '--host-download',
-      'agent mode: hosts that reach the backend download the image themselves (verified; pushed when that fails)',
+      'agent mode: hosts that reach the backend download the image themselves (verified; pushed when that fails; default off)',
     );
 }
 

@@ -4,10 +4,11 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command } from 'commander';
 import { describe, expect, it } from 'vitest';
+import { addAgentFlags } from '../../orchestrator/agent/flags.ts';
 import { addFleetFlags, addMigrationFlags, addTargetFlags } from '../../orchestrator/cli/options.ts';
 import { REPO_ROOT } from '../helpers/fleet-hosts.ts';
 
-const program = addFleetFlags(addMigrationFlags(addTargetFlags(new Command('t'))));
+const program = addAgentFlags(addFleetFlags(addMigrationFlags(addTargetFlags(new Command('t')))));
 const helpOf = (flag: string) => program.options.find((o) => o.long === flag)?.description;
 
 /** README's options table: flag -> meaning, for the rows with a flag. */
