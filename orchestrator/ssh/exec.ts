@@ -37,10 +37,14 @@ export async function execOnChannel(
   const started = performance.now();
   for (let attempt = 0; ; attempt++) {
     try {
-      const channel = await new Promise<ClientChannel>((resolve, reject) => {
-        client.exec(command, (err, ch) => (err ? reject(err) : resolve(ch)));
+      return await new Promise<RawExecResult>((resolve, reject) => {
+        // Listeners go on in the callback itself: the command's output, exit status and close
+        // can arrive in the same read as the open confirmation, and an `exit` event emitted
+        // before anyone listens is gone (a microtask later is too late).
+        client.exec(command, (err, channel) =>
+          err ? reject(err) : collect(channel, opts, started, resolve),
+        );
       });
-      return await new Promise((resolve) => collect(channel, opts, started, resolve));
     } catch (err) {
       const wait = REOPEN_WAITS_MS[attempt];
       if (wait === undefined || !isOpenRefusal(err)) throw err;
