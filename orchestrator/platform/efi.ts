@@ -270,8 +270,10 @@ export function planEfiBoot(input: PlanInput): PlanResult {
     rootPart?.type === 'part' &&
     rootPart.partuuid &&
     !['ext2', 'ext3', 'ext4', 'vfat'].includes(rootPart.fstype ?? '');
+  // GRUB's restore pairs (its grub.cfg copy) are not ours: this plan does not touch GRUB
+  const { restore_count: _n, restore_1_from: _from, restore_1_to: _to, ...grubConfig } = base.stage2Config;
   const stage2Config: Stage2Config = {
-    ...base.stage2Config,
+    ...grubConfig,
     grubenv: '',
     grubenv_b64: '',
     ...(rootByPartuuid ? { install_disk_of: `PARTUUID=${rootPart.partuuid}` } : {}),
