@@ -263,8 +263,9 @@ export function planEfiBoot(input: PlanInput): PlanResult {
     'panic=10',
   ].join(' ');
 
-  // stage2 reads filesystem UUIDs of ext2/3/4 and vfat only; a root on btrfs or xfs (the hosts
-  // this boot manager is for) is found by its partition's PARTUUID, read from the disk's table
+  // a root on btrfs or xfs (the hosts this boot manager is for) is named by its partition's
+  // PARTUUID, read from the disk's table: stage2 reads btrfs and xfs UUIDs too, but a btrfs
+  // filesystem spanning several devices has the same UUID on each of them
   const rootPart = block(facts.rootDevice);
   const rootByPartuuid =
     rootPart?.type === 'part' &&
