@@ -35,7 +35,7 @@ import {
   KERNEL_NAME,
   planGrubBoot,
   STAGE2_CONFIG_NAME,
-  stage2Consoles,
+  stage2KernelArgs,
 } from './grub.ts';
 
 /** The ESP directory of stage2's files, from the ESP's root. */
@@ -259,7 +259,7 @@ export function planEfiBoot(input: PlanInput): PlanResult {
   const loadOptions = [
     `initrd=${espPath(`${ESP_SUBDIR}/${ESP_INITRAMFS_NAME}`)}`,
     `root=${rootSpec}`,
-    ...stage2Consoles(facts.kernel.cmdline),
+    ...stage2KernelArgs(facts.kernel.cmdline),
     'panic=10',
   ].join(' ');
 

@@ -118,6 +118,18 @@ export function stage2Consoles(cmdline: string): string[] {
   return consoles.length ? consoles : ['console=tty0'];
 }
 
+/**
+ * Arguments of the host's kernel command line that the same kernel needs on the same machine
+ * to get through early boot at all (a VM whose timer check fails under load); stage2 keeps them.
+ */
+export const HOST_BOOT_ARGS_KEPT = ['no_timer_check'];
+
+/** The consoles (stage2Consoles) and the kept early-boot arguments of the host's command line. */
+export function stage2KernelArgs(cmdline: string): string[] {
+  const args = cmdline.split(/\s+/);
+  return [...stage2Consoles(cmdline), ...HOST_BOOT_ARGS_KEPT.filter((a) => args.includes(a))];
+}
+
 /** The `menuentry` script for /etc/grub.d: exact text, every value checked before it gets here. */
 export function renderGrubEntryScript(opts: {
   bootFsUuid: string;
@@ -620,7 +632,7 @@ export function planGrubBoot(input: PlanInput): PlanResult {
         fsModule,
         kernelPath: posix.join(grubBootSubdir, KERNEL_NAME),
         initramfsPath: posix.join(grubBootSubdir, INITRAMFS_NAME),
-        consoles: stage2Consoles(facts.kernel.cmdline),
+        consoles: stage2KernelArgs(facts.kernel.cmdline),
       }),
       mode: 0o755,
       description: `add the GRUB menu entry ${GRUB_ENTRY_ID}`,

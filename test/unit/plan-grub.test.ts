@@ -6,7 +6,12 @@ import { describe, expect, it } from 'vitest';
 import type { Facts } from '../../orchestrator/facts/facts.ts';
 import { parseFacts } from '../../orchestrator/facts/parse.ts';
 import type { Plan, PlanInput } from '../../orchestrator/plan/plan.ts';
-import { GRUB_D_SCRIPT, planGrubBoot, stage2Consoles } from '../../orchestrator/platform/grub.ts';
+import {
+  GRUB_D_SCRIPT,
+  planGrubBoot,
+  stage2Consoles,
+  stage2KernelArgs,
+} from '../../orchestrator/platform/grub.ts';
 import { parseStage2Config } from '../../stage2/build/stage2-config.ts';
 
 const FACTS = join(import.meta.dirname, '../fixtures/facts');
@@ -531,5 +536,24 @@ describe('stage2Consoles', () => {
 
   it('drops console arguments with characters that do not belong on a kernel command line', () => {
     expect(stage2Consoles('console=ttyS0;reboot console=tty0 console=$(x)')).toEqual(['console=tty0']);
+  });
+});
+
+describe('stage2KernelArgs', () => {
+  it("keeps the host's no_timer_check beside its consoles: the same kernel needs it on the same machine", () => {
+    expect(stage2KernelArgs('root=UUID=x ro console=ttyS0,115200 no_timer_check quiet')).toEqual([
+      'console=ttyS0,115200',
+      'no_timer_check',
+    ]);
+    expect(stage2KernelArgs('root=UUID=x ro quiet no_timer_check=1')).toEqual(['console=tty0']);
+  });
+
+  it('puts it on the stage2 menu entry of a host that boots with it', () => {
+    const p = plan(
+      input('debian-bookworm-bios-virtio', (i) => {
+        i.facts.kernel.cmdline = 'BOOT_IMAGE=/vmlinuz root=UUID=x ro console=ttyS0 no_timer_check';
+      }),
+    );
+    expect(grubScript(p)).toContain(' console=ttyS0 no_timer_check panic=10\n');
   });
 });
