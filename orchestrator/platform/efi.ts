@@ -35,7 +35,7 @@ import {
   KERNEL_NAME,
   planGrubBoot,
   STAGE2_CONFIG_NAME,
-  stage2Consoles,
+  stage2KernelArgs,
 } from './grub.ts';
 
 /** The ESP directory of stage2's files, from the ESP's root. */
@@ -259,19 +259,22 @@ export function planEfiBoot(input: PlanInput): PlanResult {
   const loadOptions = [
     `initrd=${espPath(`${ESP_SUBDIR}/${ESP_INITRAMFS_NAME}`)}`,
     `root=${rootSpec}`,
-    ...stage2Consoles(facts.kernel.cmdline),
+    ...stage2KernelArgs(facts.kernel.cmdline),
     'panic=10',
   ].join(' ');
 
-  // stage2 reads filesystem UUIDs of ext2/3/4 and vfat only; a root on btrfs or xfs (the hosts
-  // this boot manager is for) is found by its partition's PARTUUID, read from the disk's table
+  // a root on btrfs or xfs (the hosts this boot manager is for) is named by its partition's
+  // PARTUUID, read from the disk's table: stage2 reads btrfs and xfs UUIDs too, but a btrfs
+  // filesystem spanning several devices has the same UUID on each of them
   const rootPart = block(facts.rootDevice);
   const rootByPartuuid =
     rootPart?.type === 'part' &&
     rootPart.partuuid &&
     !['ext2', 'ext3', 'ext4', 'vfat'].includes(rootPart.fstype ?? '');
+  // GRUB's restore pairs (its grub.cfg copy) are not ours: this plan does not touch GRUB
+  const { restore_count: _n, restore_1_from: _from, restore_1_to: _to, ...grubConfig } = base.stage2Config;
   const stage2Config: Stage2Config = {
-    ...base.stage2Config,
+    ...grubConfig,
     grubenv: '',
     grubenv_b64: '',
     ...(rootByPartuuid ? { install_disk_of: `PARTUUID=${rootPart.partuuid}` } : {}),

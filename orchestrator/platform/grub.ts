@@ -19,6 +19,8 @@ export const KERNEL_NAME = 'vmlinuz';
 export const INITRAMFS_NAME = 'stage2-initramfs.gz';
 export const CONFIG_JSON_NAME = 'config.json';
 export const STAGE2_LOG_NAME = 'stage2.log';
+/** The copy of grub.cfg (in BOOT_SUBDIR) that stage2 moves back over the regenerated one. */
+export const GRUB_CFG_BACKUP_NAME = 'grub.cfg.orig';
 
 const MiB = 1024 * 1024;
 /** room in /boot beyond our files: grub.cfg grows a little, filesystems need slack */
@@ -116,6 +118,18 @@ export function stage2Consoles(cmdline: string): string[] {
   return consoles.length ? consoles : ['console=tty0'];
 }
 
+/**
+ * Arguments of the host's kernel command line that the same kernel needs on the same machine
+ * to get through early boot at all (a VM whose timer check fails under load); stage2 keeps them.
+ */
+export const HOST_BOOT_ARGS_KEPT = ['no_timer_check'];
+
+/** The consoles (stage2Consoles) and the kept early-boot arguments of the host's command line. */
+export function stage2KernelArgs(cmdline: string): string[] {
+  const args = cmdline.split(/\s+/);
+  return [...stage2Consoles(cmdline), ...HOST_BOOT_ARGS_KEPT.filter((a) => args.includes(a))];
+}
+
 /** The `menuentry` script for /etc/grub.d: exact text, every value checked before it gets here. */
 export function renderGrubEntryScript(opts: {
   bootFsUuid: string;
@@ -130,7 +144,7 @@ export function renderGrubEntryScript(opts: {
     '#!/bin/sh\n' +
     '# Written by balena-migrate: the one-shot entry into the stage2 initramfs.\n' +
     `# \`grub-reboot ${GRUB_ENTRY_ID}\` selects it for one boot; undo removes this file and\n` +
-    '# regenerates grub.cfg.\n' +
+    '# puts the former grub.cfg back, byte for byte.\n' +
     "cat <<'BALENA_MIGRATE_EOF'\n" +
     `menuentry 'balena-migrate stage2' --id ${GRUB_ENTRY_ID} --unrestricted {\n` +
     insmods +
@@ -299,14 +313,20 @@ export function planGrubBoot(input: PlanInput): PlanResult {
   if (bootInFs === null)
     refuse(`${boot.path} is not under its mount point ${boot.mountpoint} (probe inconsistency)`);
 
-  // grubenv lives in the GRUB dir, which must be on the same filesystem as /boot.
+  // grubenv and grub.cfg live in the GRUB dir, which must be on the same filesystem as /boot:
+  // stage2 puts both back there (grubenv from its config, grub.cfg from a copy in BOOT_SUBDIR).
   const grubenvPath = grub.envFile ?? (grub.dir ? `${grub.dir}/grubenv` : null);
+  const grubCfg = grub.dir ? `${grub.dir}/grub.cfg` : null;
   let grubenvInFs: string | null = null;
-  if (grub.dir && grubenvPath) {
+  let grubCfgInFs: string | null = null;
+  if (grub.dir && grubenvPath && grubCfg) {
     if (mountHolding(facts, grub.dir) !== boot.mountpoint) {
-      refuse(`${grub.dir} is on a different filesystem than ${boot.path}: stage2 could not restore grubenv`);
+      refuse(
+        `${grub.dir} is on a different filesystem than ${boot.path}: stage2 could not restore grubenv and grub.cfg`,
+      );
     } else {
       grubenvInFs = under(boot.mountpoint, grubenvPath);
+      grubCfgInFs = under(boot.mountpoint, grubCfg);
     }
   }
 
@@ -465,7 +485,15 @@ export function planGrubBoot(input: PlanInput): PlanResult {
     if (reasons.length === 0) reasons.push('internal: the GRUB planner is missing facts it needs');
     return { ok: false, reasons };
   }
-  if (!workDev || bootInFs === null || workInFs === null || !grub.reboot || !grubenvPath) {
+  if (
+    !workDev ||
+    bootInFs === null ||
+    workInFs === null ||
+    !grub.reboot ||
+    !grubenvPath ||
+    !grubCfg ||
+    !grubCfgInFs
+  ) {
     return { ok: false, reasons: ['internal: the GRUB planner is missing facts it needs'] };
   }
 
@@ -473,6 +501,7 @@ export function planGrubBoot(input: PlanInput): PlanResult {
   const hostBootSubdir = posix.join(boot.path, BOOT_SUBDIR);
   const grubBootSubdir = posix.join(bootInFs, BOOT_SUBDIR);
   const stage2ConfigPath = posix.join(boot.mountpoint, STAGE2_CONFIG_NAME);
+  const grubCfgBackup = posix.join(hostBootSubdir, GRUB_CFG_BACKUP_NAME);
   const relative = (p: string): string => p.replace(/^\/+/, '');
 
   const stage2Config: Stage2Config = {
@@ -502,6 +531,11 @@ export function planGrubBoot(input: PlanInput): PlanResult {
     log_device: input.logDevice ?? '',
     watchdog: watchdog?.device ?? '',
     cleanup: [relative(grubBootSubdir), STAGE2_CONFIG_NAME].join(' '),
+    // stage2 moves the copy of the former grub.cfg back first thing, so a host that never
+    // reaches the orchestrator again is left with its own grub.cfg, byte for byte
+    restore_count: 1,
+    restore_1_from: relative(posix.join(grubBootSubdir, GRUB_CFG_BACKUP_NAME)),
+    restore_1_to: relative(grubCfgInFs),
   };
   const problems = checkStage2Config(stage2Config);
   if (problems.length > 0) {
@@ -558,7 +592,6 @@ export function planGrubBoot(input: PlanInput): PlanResult {
 
   // ---- steps --------------------------------------------------------------------------------
   const oneShotArgv = [grub.reboot, GRUB_ENTRY_ID];
-  const grubCfg = `${grub.dir}/grub.cfg`;
   const steps: ApplyStep[] = [
     {
       kind: 'mkdir',
@@ -583,6 +616,14 @@ export function planGrubBoot(input: PlanInput): PlanResult {
       sha256: input.initramfs.sha256,
     },
     {
+      // cp -p: stage2 moves this copy back, mode and times included
+      kind: 'exec',
+      argv: ['cp', '-p', grubCfg, grubCfgBackup],
+      undo: [],
+      backup: [grubCfgBackup],
+      description: `keep a copy of ${grubCfg} for stage2 to put back`,
+    },
+    {
       kind: 'write',
       path: GRUB_D_SCRIPT,
       content: renderGrubEntryScript({
@@ -591,15 +632,18 @@ export function planGrubBoot(input: PlanInput): PlanResult {
         fsModule,
         kernelPath: posix.join(grubBootSubdir, KERNEL_NAME),
         initramfsPath: posix.join(grubBootSubdir, INITRAMFS_NAME),
-        consoles: stage2Consoles(facts.kernel.cmdline),
+        consoles: stage2KernelArgs(facts.kernel.cmdline),
       }),
       mode: 0o755,
       description: `add the GRUB menu entry ${GRUB_ENTRY_ID}`,
     },
     {
+      // undo puts back the bytes saved here (no second grub-mkconfig: it could differ, and it is
+      // slow); grubenv too, which some grub2-mkconfig versions edit (kernelopts)
       kind: 'exec',
       argv: mkconfigArgv,
-      undo: [['rm', '-f', GRUB_D_SCRIPT], mkconfigArgv],
+      undo: [],
+      backup: [grubCfg, grubenvPath],
       description: `regenerate ${grubCfg}`,
     },
     {
@@ -640,7 +684,7 @@ export function planGrubBoot(input: PlanInput): PlanResult {
     `work dir: ${workDir} on ${workDev.name} (${work.fstype}), ${formatBytes(work.freeBytes)} free, ` +
       `payload ${formatBytes(payloadBytes)}`,
     `RAM: stage2 needs ${formatBytes(ramNeed)} of ${formatBytes(facts.memory.availableBytes)} available`,
-    `one-shot: ${oneShotArgv.join(' ')}; GRUB clears it at boot, stage2 restores ${grubenvPath}`,
+    `one-shot: ${oneShotArgv.join(' ')}; GRUB clears it at boot, stage2 restores ${grubenvPath} and ${grubCfg}`,
     `image: ${compression}, ${formatBytes(input.image.fileSizeBytes)} in RAM, written ` +
       `${formatBytes(input.image.rawSizeBytes)} and read back against its sha256`,
     ...(watchdog ? [`watchdog: stage2 kicks ${watchdog.device} while it works: ${watchdog.why}`] : []),

@@ -4,7 +4,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Plan, PlanInput } from '../../orchestrator/plan/plan.ts';
-import { GRUB_D_SCRIPT, planGrubBoot, stage2Consoles } from '../../orchestrator/platform/grub.ts';
+import {
+  GRUB_D_SCRIPT,
+  planGrubBoot,
+  stage2Consoles,
+  stage2KernelArgs,
+} from '../../orchestrator/platform/grub.ts';
 import { parseStage2Config } from '../../stage2/build/stage2-config.ts';
 import { factsFixture, factsPlanInput } from '../fixtures/facts-plans.ts';
 import { expectGolden, expectPlan, expectRefusal, goldenJson } from '../fixtures/golden-plans.ts';
@@ -50,7 +55,7 @@ describe('planGrubBoot golden plans', () => {
         '#!/bin/sh',
         '# Written by balena-migrate: the one-shot entry into the stage2 initramfs.',
         '# `grub-reboot balena-migrate-stage2` selects it for one boot; undo removes this file and',
-        '# regenerates grub.cfg.',
+        '# puts the former grub.cfg back, byte for byte.',
         "cat <<'BALENA_MIGRATE_EOF'",
         "menuentry 'balena-migrate stage2' --id balena-migrate-stage2 --unrestricted {",
         '\tinsmod part_msdos',
@@ -85,6 +90,7 @@ describe('planGrubBoot plan contents', () => {
       'create /boot/balena-migrate for the stage2 kernel and initramfs',
       "copy the host's installed kernel /boot/vmlinuz-6.1.0-18-amd64",
       'copy the stage2 initramfs',
+      'keep a copy of /boot/grub/grub.cfg for stage2 to put back',
       'add the GRUB menu entry balena-migrate-stage2',
       'regenerate /boot/grub/grub.cfg',
       'check that /boot/grub/grub.cfg now has the stage2 entry',
@@ -92,13 +98,22 @@ describe('planGrubBoot plan contents', () => {
       'boot balena-migrate-stage2 once, on the next reboot',
       'check that /boot/grub/grubenv now names the one-shot entry',
     ]);
-    expect(p.steps[4]).toEqual({
+    expect(p.steps[3]).toEqual({
+      kind: 'exec',
+      argv: ['cp', '-p', '/boot/grub/grub.cfg', '/boot/balena-migrate/grub.cfg.orig'],
+      undo: [],
+      backup: ['/boot/balena-migrate/grub.cfg.orig'],
+      description: 'keep a copy of /boot/grub/grub.cfg for stage2 to put back',
+    });
+    // undo puts grub.cfg (and grubenv) back byte for byte instead of running update-grub again
+    expect(p.steps[5]).toEqual({
       kind: 'exec',
       argv: ['/usr/sbin/update-grub'],
-      undo: [['rm', '-f', '/etc/grub.d/42_balena-migrate'], ['/usr/sbin/update-grub']],
+      undo: [],
+      backup: ['/boot/grub/grub.cfg', '/boot/grub/grubenv'],
       description: 'regenerate /boot/grub/grub.cfg',
     });
-    expect(p.steps[7]).toMatchObject({
+    expect(p.steps[8]).toMatchObject({
       argv: ['/usr/sbin/grub-reboot', 'balena-migrate-stage2'],
       backup: ['/boot/grub/grubenv'],
     });
@@ -149,6 +164,9 @@ describe('planGrubBoot plan contents', () => {
       log_device: '',
       watchdog: '',
       cleanup: 'balena-migrate balena-stage2.yml',
+      restore_count: '1',
+      restore_1_from: 'balena-migrate/grub.cfg.orig',
+      restore_1_to: 'grub/grub.cfg',
     });
     const env = Buffer.from(cfg.grubenv_b64!, 'base64');
     expect(env.length).toBe(1024);
@@ -199,7 +217,7 @@ describe('planGrubBoot plan contents', () => {
       image_file: 'balena-image.img',
       image_compression: 'none',
     });
-    expect(p.steps[4]).toMatchObject({ argv: ['/usr/sbin/grub-mkconfig', '-o', '/boot/grub/grub.cfg'] });
+    expect(p.steps[5]).toMatchObject({ argv: ['/usr/sbin/grub-mkconfig', '-o', '/boot/grub/grub.cfg'] });
   });
 
   it('is pure: the same input gives the same plan, and the facts are left untouched', () => {
@@ -448,8 +466,8 @@ describe('planGrubBoot output against the real GRUB tools on this machine', () =
 
     const cfg = join(dir, 'grub.cfg');
     writeFileSync(cfg, execFileSync('sh', ['-c', grubScript(p)], { encoding: 'utf8' }));
-    const cfgCheck = p.steps[5]!;
-    if (cfgCheck.kind !== 'exec') throw new Error('step 6 is not the grub.cfg check');
+    const cfgCheck = p.steps[6]!;
+    if (cfgCheck.kind !== 'exec') throw new Error('step 7 is not the grub.cfg check');
     const cfgArgv = [...cfgCheck.argv.slice(0, -1), cfg];
     expect(spawnSync(cfgArgv[0]!, cfgArgv.slice(1)).status).toBe(0);
     rmSync(dir, { recursive: true });
@@ -469,5 +487,24 @@ describe('stage2Consoles', () => {
 
   it('drops console arguments with characters that do not belong on a kernel command line', () => {
     expect(stage2Consoles('console=ttyS0;reboot console=tty0 console=$(x)')).toEqual(['console=tty0']);
+  });
+});
+
+describe('stage2KernelArgs', () => {
+  it("keeps the host's no_timer_check beside its consoles: the same kernel needs it on the same machine", () => {
+    expect(stage2KernelArgs('root=UUID=x ro console=ttyS0,115200 no_timer_check quiet')).toEqual([
+      'console=ttyS0,115200',
+      'no_timer_check',
+    ]);
+    expect(stage2KernelArgs('root=UUID=x ro quiet no_timer_check=1')).toEqual(['console=tty0']);
+  });
+
+  it('puts it on the stage2 menu entry of a host that boots with it', () => {
+    const p = plan(
+      input('debian-bookworm-bios-virtio', (i) => {
+        i.facts.kernel.cmdline = 'BOOT_IMAGE=/vmlinuz root=UUID=x ro console=ttyS0 no_timer_check';
+      }),
+    );
+    expect(grubScript(p)).toContain(' console=ttyS0 no_timer_check panic=10\n');
   });
 });

@@ -4,10 +4,15 @@
 // that partition). The disk is harness/debian-uefi.ts's, booted by SeaBIOS: Debian's cloud
 // images are laid out the same way and boot either way. A stage2 that finds the image damaged
 // first sends the VM back to Debian, then `run` takes the same VM to the balenaOS-shaped image.
+// The disk's grub.cfg was made on UEFI (with its "UEFI Firmware Settings" entry, which an
+// update-grub under SeaBIOS leaves out): the GRUB undo must put back its bytes, not regenerate it.
+// Then the same disk under OVMF's secure-boot firmware (shim and signed GRUB boot it), where
+// `check` must refuse before anything changes. This file runs beside uefi-migrate.test.ts: two
+// TCG VMs at once, one per core.
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureDebianUefiDisk, sshRun, type UefiDisk } from './harness/index.ts';
+import { ensureDebianUefiDisk, OVMF, sshRun, type UefiDisk } from './harness/index.ts';
 import {
   bootFingerprint,
   lastHostReport,
@@ -39,7 +44,7 @@ describe('BIOS GRUB on a GPT disk with a BIOS boot partition and /boot on its ow
 
   it('a stage2 that finds the image damaged restores grubenv on the /boot partition and goes back to Debian, the disk as it was', async () => {
     const t0 = Date.now();
-    s = await startScenario('grub-gpt-bios', { disk: disk.disk });
+    s = await startScenario('grub-gpt-bios', { disk: disk.disk, coldReboot: true });
     scenarios.push(s);
     await s.vm.waitForTcpBanner(22, 300_000);
     const root = oldOsRoot(s);
@@ -64,9 +69,14 @@ describe('BIOS GRUB on a GPT disk with a BIOS boot partition and /boot on its ow
     expect(entry).toContain('\tinsmod part_gpt\n');
     expect(entry).toContain('\tlinux /balena-migrate/vmlinuz root=UUID=');
     expect(report.stage2Log).toMatch(/grubenv: restored grub\/grubenv/);
+    expect(report.stage2Log).toMatch(
+      /restore: grub\/grub\.cfg replaced from balena-migrate\/grub\.cfg\.orig/,
+    );
     expect(report.stage2Log).toMatch(/sha256/i);
     expect(await sshRun(root, `cat ${workDir}/stage2.log`)).toMatch(/sha256/i);
     expect(await sshRun(root, 'grub-editenv list')).not.toMatch(/next_entry=\S/);
+    // the UEFI-made grub.cfg, byte for byte: its firmware-settings entry is still there
+    expect(await sshRun(root, 'grep -c fwsetup /boot/grub/grub.cfg')).toMatch(/^1$/m);
     expect(await bootFingerprint(s, MOUNTS)).toBe(before);
   }, 900_000);
 
@@ -93,5 +103,33 @@ describe('BIOS GRUB on a GPT disk with a BIOS boot partition and /boot on its ow
     expect(log).toMatch(/grubenv: (restored|.* already as it was)/);
     const everything = execFileSync('sh', ['-c', `cat ${runDir}/*.* ${runDir}/hosts/*/*`]).toString();
     expect(everything + result.stdout + result.stderr + log).not.toContain(SECRET_API_KEY);
+    await s.vm.stop(); // an idle TCG VM still takes CPU from the next scenario
+  }, 900_000);
+});
+
+describe('Secure Boot on (OVMF secure-boot firmware with Microsoft keys, shim and signed GRUB)', () => {
+  it('check refuses the host before changing anything, naming Secure Boot', async () => {
+    const t0 = Date.now();
+    const s = await startScenario('uefi-secure-boot', {
+      disk: disk.disk,
+      uefi: { code: OVMF.codeSecureBoot, vars: OVMF.varsSecureBoot, secureBoot: true },
+    });
+    scenarios.push(s);
+    await s.vm.waitForTcpBanner(22, 400_000);
+    const root = oldOsRoot(s);
+    const before = await bootFingerprint(s, MOUNTS);
+    const t1 = Date.now();
+    const result = await runCli(['check', ...s.cliArgs('migrator'), '--json']);
+    const { report } = await lastHostReport(join(s.dir, 'runs'));
+    console.log(
+      `uefi-secure-boot: boot ${seconds(t0)} s incl. check → refused in ${seconds(t1)} s (${phaseTimes(report)})`,
+    );
+    expect(report.outcome, `${result.stderr.slice(-3000)}\n${s.vm.serialTail(60)}`).toBe('refused');
+    expect(result.code).toBe(1);
+    expect(report.refusalReasons?.join('\n')).toMatch(/Secure Boot is enabled/);
+    expect(await sshRun(root, 'od -An -tu1 /sys/firmware/efi/efivars/SecureBoot-*')).toMatch(/ 1\s*$/);
+    // check changed nothing: no work dir, no boot entry, no GRUB entry, the boot files as they were
+    expect(await sshRun(root, 'ls /var/tmp; efibootmgr; ls /etc/grub.d')).not.toMatch(/balena-migrate/);
+    expect(await bootFingerprint(s, MOUNTS)).toBe(before);
   }, 900_000);
 });

@@ -48,6 +48,8 @@ export interface ScenarioOptions {
   disk?: string;
   /** boot it with UEFI firmware (OVMF) */
   uefi?: StartVmOptions['uefi'];
+  /** a new QEMU process at each guest reboot (StartVmOptions.coldReboot): much quicker under TCG */
+  coldReboot?: boolean;
 }
 
 export async function startScenario(name: string, opts: ScenarioOptions = {}): Promise<Scenario> {
@@ -58,6 +60,7 @@ export async function startScenario(name: string, opts: ScenarioOptions = {}): P
     name,
     disk: opts.disk ?? base.disk,
     ...(opts.uefi ? { uefi: opts.uefi } : {}),
+    ...(opts.coldReboot ? { coldReboot: true } : {}),
     memMiB: opts.memMiB ?? 1024,
     forwards: [{ guestPort: 22 }, { guestPort: image.sshPort }],
   });

@@ -1,6 +1,7 @@
 // QEMU (TCG) virtual machines for the end-to-end tests: one process per VM, a copy-on-write
 // overlay over a cached base disk, serial console in a file, SSH and other ports forwarded
-// to free loopback ports. Guest reboots keep the VM running (no -no-reboot).
+// to free loopback ports. Guest reboots keep the VM running (no -no-reboot), unless
+// `coldReboot`: then a reboot ends QEMU and the VM starts again in a new QEMU process.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync, rmSync, statSync } from 'node:fs';
 import { copyFile, mkdtemp, open } from 'node:fs/promises';
@@ -34,6 +35,14 @@ export interface StartVmOptions {
    * `secureBoot`: a q35 machine with SMM, which OVMF's secure-boot builds need.
    */
   uefi?: { code: string; vars: string; secureBoot?: boolean };
+  /**
+   * A guest reboot starts a new QEMU (same disk, variable store, ports; the serial log goes on)
+   * instead of resetting this one. Under TCG a warm reset is slow: the firmware and the next
+   * kernel unpack themselves over memory the old translated code still covers, which costs
+   * OVMF minutes; a fresh process does it in seconds. A guest poweroff (Linux's
+   * "reboot: Power down" on the serial console) ends the VM as usual.
+   */
+  coldReboot?: boolean;
 }
 
 export interface Vm {
@@ -170,8 +179,16 @@ export async function startVm(opts: StartVmOptions): Promise<Vm> {
     for (const { guestPort } of opts.forwards ?? []) ports.set(guestPort, await freePort());
     const args = qemuArgs(opts, { serialLogPath, overlayPath, overlayFormat, extra, ports, varsPath });
     const started = await launch(opts.name, args, workDir, [...ports.values()]);
-    if ('vm' in started)
-      return makeVm(opts.name, started.vm, workDir, serialLogPath, overlayPath, ports, varsPath);
+    if ('vm' in started) {
+      // the same QEMU command line again after a guest reboot: ports, disk and vars stay
+      const relaunch = opts.coldReboot
+        ? async () => {
+            const again = await launch(opts.name, args, workDir, [...ports.values()]);
+            return 'vm' in again ? again.vm : null;
+          }
+        : null;
+      return makeVm(opts.name, started.vm, workDir, serialLogPath, overlayPath, ports, varsPath, relaunch);
+    }
     // Another process may have taken a port between freePort() and QEMU binding it.
     if (/host ?forward/i.test(started.stderr) && attempt < 5) continue;
     throw new Error(`QEMU for VM ${opts.name} failed to start:\n${started.stderr.trim()}`);
@@ -206,8 +223,15 @@ function qemuArgs(opts: StartVmOptions, layout: QemuLayout): string[] {
     'none',
     '-monitor',
     'none',
-    '-serial',
-    `file:${layout.serialLogPath}`,
+    ...(opts.coldReboot
+      ? [
+          '-no-reboot',
+          '-chardev',
+          `file,id=serial0,append=on,path=${qemuValue(layout.serialLogPath)}`,
+          '-serial',
+          'chardev:serial0',
+        ]
+      : ['-serial', `file:${layout.serialLogPath}`]),
     '-nic',
     `user,model=virtio-net-pci${forwards}`,
     '-drive',
@@ -343,14 +367,12 @@ function makeVm(
   overlayPath: string,
   ports: Map<number, number>,
   varsPath: string | null = null,
+  relaunch: (() => Promise<Launched | null>) | null = null,
 ): Vm {
-  const { child, exit } = launched;
+  let current = launched;
+  let stopping = false;
   let exited = false;
   let exitCode: number | null = null;
-  void exit.then((code) => {
-    exited = true;
-    exitCode = code;
-  });
   const readSerial = (from = 0): string => {
     try {
       const text = readFileSync(serialLogPath);
@@ -359,13 +381,39 @@ function makeVm(
       return '';
     }
   };
+  const serialSize = () => {
+    try {
+      return statSync(serialLogPath).size;
+    } catch {
+      return 0;
+    }
+  };
+  // With relaunch (coldReboot), QEMU ends at every guest reboot (-no-reboot) and is started
+  // again, unless the guest powered off, QEMU failed, or stop() was called.
+  const exit = (async () => {
+    let from = 0;
+    let code = await current.exit;
+    while (relaunch && !stopping && code === 0 && !/reboot: Power down/.test(readSerial(from))) {
+      from = serialSize();
+      const next = await relaunch();
+      if (!next) break;
+      current = next;
+      if (stopping) current.child.kill('SIGKILL');
+      code = await current.exit;
+    }
+    return code;
+  })();
+  void exit.then((code) => {
+    exited = true;
+    exitCode = code;
+  });
   const serialTail = (lines = 40) =>
     `--- serial console of VM ${name} (last ${lines} lines; ${serialLogPath}) ---\n` +
     readSerial().replace(/\r/g, '').split('\n').slice(-lines).join('\n') +
     `\n--- end of serial console of VM ${name} ---`;
   const failure = (what: string) =>
     new Error(
-      `VM ${name}: ${what}${exited ? ` (QEMU exited with ${exitCode}: ${launched.stderr().trim()})` : ''}\n${serialTail()}`,
+      `VM ${name}: ${what}${exited ? ` (QEMU exited with ${exitCode}: ${current.stderr().trim()})` : ''}\n${serialTail()}`,
     );
   const hostPort = (guestPort: number): number => {
     const port = ports.get(guestPort);
@@ -375,7 +423,9 @@ function makeVm(
 
   return {
     name,
-    pid: child.pid!,
+    get pid() {
+      return current.child.pid!;
+    },
     workDir,
     serialLogPath,
     overlayPath,
@@ -395,13 +445,7 @@ function makeVm(
       }
       throw failure(`no "${prefix}" banner on guest port ${guestPort} within ${timeoutMs} ms`);
     },
-    serialOffset() {
-      try {
-        return statSync(serialLogPath).size;
-      } catch {
-        return 0;
-      }
-    },
+    serialOffset: serialSize,
     async waitForSerial(pattern, timeoutMs, fromOffset = 0) {
       const deadline = Date.now() + timeoutMs;
       const matches = (text: string) =>
@@ -417,9 +461,10 @@ function makeVm(
     serialTail,
     async stop() {
       if (exited) return;
-      child.kill('SIGTERM');
+      stopping = true;
+      current.child.kill('SIGTERM');
       if ((await within(exit, 10_000)) === 'timeout') {
-        child.kill('SIGKILL');
+        current.child.kill('SIGKILL');
         await exit;
       }
     },
