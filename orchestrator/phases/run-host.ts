@@ -131,7 +131,7 @@ export async function runHost(job: HostJob): Promise<HostReport> {
           ? ({ source: 'host' } as const)
           : ({ source: 'file', file: await resources.file(settings.kernel) } as const);
       const initramfs = await buildHostInitramfs(session!, facts, busybox);
-      // the old OS's network config: read as root into memory here, never into facts or reports
+      // the old OS's network config, read as root along with the probe: in memory only, never in facts or reports
       const net = settings.network ?? { wifi: 'all' as const, requireNetwork: true, extraFiles: [] };
       const sources = probed.network!();
       const extraFiles = await Promise.all(
