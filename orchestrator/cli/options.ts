@@ -22,6 +22,7 @@ export interface CommonFlags extends AgentFlags {
   ramMargin?: string;
   stage2Pretend?: boolean;
   bootManager?: 'auto' | 'grub' | 'efi';
+  windowsFallback?: 'none' | 'startup-nsh';
   knownHosts?: string;
   acceptNewHostKeys?: boolean;
   identity?: string[];
@@ -93,6 +94,12 @@ export function addMigrationFlags(cmd: Command): Command {
         'x86 hosts: boot stage2 once through grub (grub-reboot), efi (a UEFI entry + BootNext), or auto (default: grub unless the host is UEFI and GRUB cannot boot stage2 once)',
       ).choices(['auto', 'grub', 'efi']),
     )
+    .addOption(
+      new Option(
+        '--windows-fallback <name>',
+        "Windows hosts whose firmware ignores BootNext: startup-nsh also moves Windows' boot files aside and boots stage2 through startup.nsh (stage2 moves them back first); default none",
+      ).choices(['none', 'startup-nsh']),
+    )
     .option(
       '--known-hosts <file>',
       `known_hosts file that verifies host keys, hashed entries too (default ${D.ssh.knownHostsFile})`,
@@ -149,6 +156,7 @@ export function overridesFromFlags(f: CommonFlags): ConfigOverrides {
   if (f.ramMargin !== undefined) stage2.ramMarginMiB = num(f.ramMargin);
   if (f.stage2Pretend) stage2.pretend = true;
   if (f.bootManager !== undefined) stage2.bootManager = f.bootManager;
+  if (f.windowsFallback !== undefined) stage2.windowsFallback = f.windowsFallback;
   if (Object.keys(stage2).length) o.stage2 = stage2;
   const ssh: NonNullable<ConfigOverrides['ssh']> = {};
   if (f.knownHosts !== undefined) ssh.knownHostsFile = f.knownHosts;

@@ -36,6 +36,7 @@ export function runSettingsFrom(config: MigrationConfig, command: 'check' | 'run
     stage2Pretend: config.stage2.pretend,
     logDevice: config.stage2.logDevice ?? null,
     bootManager: config.stage2.bootManager ?? 'auto',
+    windowsFallback: config.stage2.windowsFallback ?? 'none',
     network: config.network,
     busyboxPath: config.stage2.busybox,
     ssh: {

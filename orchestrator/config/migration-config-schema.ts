@@ -14,6 +14,7 @@ export type FailMode = (typeof FAIL_MODES)[number];
 /** How stage2 is booted once on x86 hosts (orchestrator/platform/efi.ts). */
 export const BOOT_MANAGER_SETTINGS = ['auto', 'grub', 'efi'] as const;
 export type BootManagerSetting = (typeof BOOT_MANAGER_SETTINGS)[number];
+export const WINDOWS_FALLBACKS = ['none', 'startup-nsh'] as const;
 
 /** Defaults as the operator would write them; paths are resolved when loading. */
 export const CONFIG_DEFAULTS = {
@@ -82,6 +83,11 @@ const Stage2Settings = z.strictObject({
     z.enum(BOOT_MANAGER_SETTINGS, { error: `must be one of: ${BOOT_MANAGER_SETTINGS.join(', ')}` }),
     'x86 hosts: how stage2 is booted once: grub (grub-reboot), efi (a UEFI boot entry started once with BootNext), or auto: GRUB, unless the host is UEFI and GRUB cannot boot stage2 once (grubenv on LVM, md RAID, btrfs)',
     'auto',
+  ),
+  windowsFallback: field(
+    z.enum(WINDOWS_FALLBACKS, { error: `must be one of: ${WINDOWS_FALLBACKS.join(', ')}` }),
+    "Windows hosts whose firmware ignores BootNext: startup-nsh also moves Windows' own boot files into \\efi_backup and boots stage2 through the UEFI shell's startup.nsh (stage2 moves them back first); none (default) never touches them",
+    'none',
   ),
 });
 
@@ -180,6 +186,7 @@ export const CONFIG_HINTS: Readonly<Record<string, string>> = {
   failMode: `use one of: ${FAIL_MODES.join(', ')}`,
   logDevice: 'name a filesystem as stage2 finds it, e.g. LABEL=BM-LOGS',
   bootManager: `use one of: ${BOOT_MANAGER_SETTINGS.join(', ')}`,
+  windowsFallback: `use one of: ${WINDOWS_FALLBACKS.join(', ')} (startup-nsh only for firmware that ignores BootNext)`,
   wifi: 'write all, none, or a list such as [home-wifi, shop-floor]',
   balenaPort: 'balenaOS listens on 22222',
   concurrency: 'use a whole number such as 10',

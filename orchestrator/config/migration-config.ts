@@ -59,6 +59,7 @@ export interface MigrationConfig {
     logDevice?: string;
     /** x86 hosts: grub, efi, or auto (absent) */
     bootManager?: 'auto' | 'grub' | 'efi';
+    windowsFallback?: 'none' | 'startup-nsh';
   };
   /** the network carried to balenaOS */
   network: {

@@ -42,6 +42,8 @@ export interface RunSettings {
   logDevice?: string | null;
   /** x86 hosts: how stage2 is booted once (stage2.bootManager); absent means auto */
   bootManager?: 'auto' | 'grub' | 'efi';
+  /** Windows hosts: the opt-in startup.nsh fallback for firmware that ignores BootNext (stage2.windowsFallback) */
+  windowsFallback?: 'none' | 'startup-nsh';
   /** network carry-over (balena-migrate.yml `network`); absent: carry everything, require a network */
   network?: {
     wifi: 'all' | 'none' | string[];

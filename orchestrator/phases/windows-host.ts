@@ -151,8 +151,8 @@ async function planHost(job: HostJob, facts: WindowsFacts, workDir: string): Pro
     configDeviceType: await resources.configDeviceType(configPath),
     allowDeviceTypeMismatch: settings.allowDeviceTypeMismatch ?? false,
     kernelConfig: kernel.source === 'file' ? readKernelConfigBeside(kernel.file.path) : null,
-    // the startup.nsh fallback moves Windows' boot files: opt-in only, not offered by the CLI yet
-    windowsFallback: 'none',
+    // the startup.nsh fallback moves Windows' boot files: opt-in only (stage2.windowsFallback)
+    windowsFallback: settings.windowsFallback ?? 'none',
   });
   if (!result.ok) throw new RefusalError(result.reasons);
   const mismatch = job.agent && deviceTypeMismatch(result.plan.deviceType, job.agent.deviceType);

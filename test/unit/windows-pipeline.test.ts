@@ -269,6 +269,21 @@ describe('check on a Windows host', () => {
     expect(JSON.stringify(r.plan)).toContain('\\\\EFI\\\\balena-migrate\\\\vmlinuz.efi');
   });
 
+  it("plans to move Windows' boot files aside (startup.nsh) only when stage2.windowsFallback asks for it", async () => {
+    const plain = await runOn(new ReplayedWindowsHost(await probeJson('win11-uefi-clean')), {
+      command: 'check',
+    });
+    expect(JSON.stringify(plain.plan)).not.toContain('startup.nsh');
+    expect(JSON.stringify(plain.plan)).not.toContain('efi_backup');
+    const fallback = await runOn(new ReplayedWindowsHost(await probeJson('win11-uefi-clean')), {
+      command: 'check',
+      windowsFallback: 'startup-nsh',
+    });
+    expect(fallback.outcome).toBe('ready');
+    expect(JSON.stringify(fallback.plan)).toContain('startup.nsh');
+    expect(JSON.stringify(fallback.plan)).toContain('efi_backup');
+  });
+
   it('refuses a login that is not elevated, saying how to log in as an administrator', async () => {
     const host = new ReplayedWindowsHost(
       await probeJson('win11-uefi-clean', (raw) => (raw.IsAdministrator = false)),
