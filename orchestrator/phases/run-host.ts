@@ -17,6 +17,7 @@ import { applyPlan, type SessionSource, undoApply } from './apply.ts';
 import { connectBalena, connectHost, type Prompts } from './connect.ts';
 import { hostOsOf } from './host-os.ts';
 import { describeError } from './next-step.ts';
+import { finishOnBalenaOS } from './on-balena.ts';
 import { buildHostInitramfs } from './payload.ts';
 import { probeHost } from './probe.ts';
 import { readBootId, rebootHost } from './reboot.ts';
@@ -227,18 +228,7 @@ export async function runHost(job: HostJob): Promise<HostReport> {
           ),
       }),
     );
-    if (comeback.kind === 'balena') {
-      const log = await comeback.session.exec('cat /mnt/boot/balena-migrate-stage2.log');
-      rec.report.stage2Log = log.exitCode === 0 ? redactSecrets(log.stdout) : null;
-      await comeback.session.close().catch(() => {});
-      // Agent mode: balenaOS on the host is not enough, the backend must see the device online.
-      if (job.agent) {
-        const online = await job.agent.confirmOnline(ctx.signal, ctx.log);
-        if (rec.report.balena) rec.report.balena.online = online.ok;
-        if (!online.ok) return rec.finish('needs-attention', online.error);
-      }
-      return rec.finish('migrated');
-    }
+    if (comeback.kind === 'balena') return await finishOnBalenaOS(comeback.session, rec, job);
     if (comeback.kind === 'old-os') {
       session = comeback.session;
       const logPath = posix.join(workDir, 'stage2.log');

@@ -40,6 +40,7 @@ import type { HostReport } from '../report/host-report.ts';
 import type { ExecResult, SshSession } from '../ssh/session.ts';
 import { readBootIdOf } from './host-os.ts';
 import { describeError } from './next-step.ts';
+import { finishOnBalenaOS } from './on-balena.ts';
 import type { HostRecorder } from './recorder.ts';
 import type { HostJob } from './run-host.ts';
 import { waitForComeback } from './verify.ts';
@@ -351,17 +352,7 @@ export async function runWindowsHost(
           ctx.progress(Math.round(ms / 1000), settings.verify.timeoutSeconds, 'seconds waiting for the host'),
       }),
     );
-    if (comeback.kind === 'balena') {
-      const log = await comeback.session.exec('cat /mnt/boot/balena-migrate-stage2.log');
-      rec.report.stage2Log = log.exitCode === 0 ? redactSecrets(log.stdout) : null;
-      await comeback.session.close().catch(() => {});
-      if (job.agent) {
-        const online = await job.agent.confirmOnline(ctx.signal, ctx.log);
-        if (rec.report.balena) rec.report.balena.online = online.ok;
-        if (!online.ok) return rec.finish('needs-attention', online.error);
-      }
-      return rec.finish('migrated');
-    }
+    if (comeback.kind === 'balena') return await finishOnBalenaOS(comeback.session, rec, job);
     if (comeback.kind === 'old-os') {
       session = comeback.session;
       rec.report.stage2Log = await readWindowsStage2Log(session, plan);
