@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { type FakeBalenaApi, startFakeBalenaApi } from '../helpers/fake-balena-api.ts';
 import { sshRun } from './harness/index.ts';
-import { lastHostReport, phaseTimes, runCli, type Scenario, startScenario } from './scenario.ts';
+import { balenaRoot, lastHostReport, phaseTimes, runCli, type Scenario, startScenario } from './scenario.ts';
 
 /** The operator's balena API key: must show up nowhere but in its 0600 file. */
 const USER_API_KEY = 'bmAgentVmUserKey0123456789abcdefXYZ';
@@ -137,12 +137,7 @@ describe('agent mode on a Debian VM with GRUB', () => {
     expect(s.vm.serialTail(400)).toMatch(/balena-heartbeat: reached http:\/\/10\.0\.2\.2:\d+ as device/);
 
     // The VM runs the image, and resin-boot holds exactly the config.json the backend generated.
-    const balena = {
-      port: s.balenaPort,
-      user: 'root',
-      privateKeyPath: s.base.sshKeyPath,
-      hostPublicKey: s.image.hostPublicKey,
-    };
+    const balena = balenaRoot(s);
     expect(await sshRun(balena, 'cat /etc/os-release')).toMatch(/^ID="?balena-os"?$/m);
     const onDevice = JSON.parse(await sshRun(balena, `cat ${s.image.bootMountPoint}/config.json`));
     const configDir = join(runDir, 'agent', 'config');

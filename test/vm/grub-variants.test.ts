@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureDebianUefiDisk, OVMF, sshRun, type UefiDisk } from './harness/index.ts';
 import {
+  balenaRoot,
   bootFingerprint,
   lastHostReport,
   oldOsRoot,
@@ -88,12 +89,7 @@ describe('BIOS GRUB on a GPT disk with a BIOS boot partition and /boot on its ow
     console.log(`grub-gpt-bios: run → migrated in ${seconds(t0)} s (${phaseTimes(report)})`);
     expect(report.outcome, `${result.stderr.slice(-3000)}\n${s.vm.serialTail(80)}`).toBe('migrated');
     expect(result.code).toBe(0);
-    const balena = {
-      port: s.balenaPort,
-      user: 'root',
-      privateKeyPath: s.base.sshKeyPath,
-      hostPublicKey: s.image.hostPublicKey,
-    };
+    const balena = balenaRoot(s);
     expect(await sshRun(balena, 'cat /etc/os-release')).toMatch(/^ID="?balena-os"?$/m);
     expect(JSON.parse(await sshRun(balena, `cat ${s.image.bootMountPoint}/config.json`))).toEqual(
       s.configJson,

@@ -13,7 +13,7 @@ import { RunResources } from '../../orchestrator/phases/resources.ts';
 import { runHost } from '../../orchestrator/phases/run-host.ts';
 import type { HostReport } from '../../orchestrator/report/host-report.ts';
 import { sshRun } from './harness/index.ts';
-import { type Scenario, SECRET_API_KEY, startScenario } from './scenario.ts';
+import { balenaRoot, oldOsRoot, type Scenario, SECRET_API_KEY, startScenario } from './scenario.ts';
 
 const repo = join(import.meta.dirname, '..', '..');
 const scenarios: Scenario[] = [];
@@ -50,7 +50,7 @@ function diskFingerprint(s: Scenario): Promise<string> {
   const volatile = ['/etc/resolv.conf', '/etc/adjtime', '/etc/machine-id'];
   const excludes = volatile.map((p) => `! -path ${p}`).join(' ');
   return sshRun(
-    { port: s.sshPort, user: 'root', privateKeyPath: s.base.sshKeyPath, hostPublicKey: s.base.hostPublicKey },
+    oldOsRoot(s),
     [
       'set -e',
       `find /boot /etc /usr/lib/modules -xdev -type f ${excludes} -print0 | sort -z | xargs -0 sha256sum`,
@@ -80,12 +80,7 @@ describe('migrating a Debian VM with GRUB', () => {
     expect(result.code).toBe(0);
 
     // The VM now runs the image: its os-release, the config.json we gave, and stage2's log.
-    const balena = {
-      port: s.balenaPort,
-      user: 'root',
-      privateKeyPath: s.base.sshKeyPath,
-      hostPublicKey: s.image.hostPublicKey,
-    };
+    const balena = balenaRoot(s);
     expect(await sshRun(balena, 'cat /etc/os-release')).toMatch(/^ID="?balena-os"?$/m);
     const configOnDevice = JSON.parse(await sshRun(balena, `cat ${s.image.bootMountPoint}/config.json`));
     expect(configOnDevice).toEqual(s.configJson);
@@ -113,12 +108,7 @@ describe('migrating a Debian VM with GRUB', () => {
     const s = await startScenario('e2e-revert');
     scenarios.push(s);
     await s.vm.waitForTcpBanner(22, 180_000);
-    const root = {
-      port: s.sshPort,
-      user: 'root',
-      privateKeyPath: s.base.sshKeyPath,
-      hostPublicKey: s.base.hostPublicKey,
-    };
+    const root = oldOsRoot(s);
     const before = await diskFingerprint(s);
 
     const config = applyConfigOverrides(defaultMigrationConfig(s.dir), {

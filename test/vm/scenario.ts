@@ -154,6 +154,16 @@ export function oldOsRoot(s: Scenario): SshTarget {
   };
 }
 
+/** SSH as root to balenaOS on the scenario's VM, once the image runs (port 22222). */
+export function balenaRoot(s: Scenario): SshTarget {
+  return {
+    port: s.balenaPort,
+    user: 'root',
+    privateKeyPath: s.base.sshKeyPath,
+    hostPublicKey: s.image.hostPublicKey,
+  };
+}
+
 /**
  * `balena-migrate run` for the scenario's VM through the pipeline itself (runHost), with a
  * fault: `fault` runs as root on the host once the boot setup is applied, just before the

@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { HostReport } from '../../orchestrator/report/host-report.ts';
 import { ensureDebianUefiDisk, OVMF, sshRun, type UefiDisk } from './harness/index.ts';
 import {
+  balenaRoot,
   bootFingerprint,
   lastHostReport,
   oldOsRoot,
@@ -56,12 +57,7 @@ async function migrateWithCli(s: Scenario, extra: string[]): Promise<{ log: stri
   const { runDir, report } = await lastHostReport(join(s.dir, 'runs'));
   expect(report.outcome, `${result.stderr.slice(-3000)}\n${s.vm.serialTail(80)}`).toBe('migrated');
   expect(result.code).toBe(0);
-  const balena = {
-    port: s.balenaPort,
-    user: 'root',
-    privateKeyPath: s.base.sshKeyPath,
-    hostPublicKey: s.image.hostPublicKey,
-  };
+  const balena = balenaRoot(s);
   expect(await sshRun(balena, 'cat /etc/os-release')).toMatch(/^ID="?balena-os"?$/m);
   expect(JSON.parse(await sshRun(balena, `cat ${s.image.bootMountPoint}/config.json`))).toEqual(s.configJson);
   const log = await sshRun(balena, `cat ${s.image.bootMountPoint}/balena-migrate-stage2.log`);
