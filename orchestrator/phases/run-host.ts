@@ -2,14 +2,11 @@
 // Every path ends in exactly one outcome class; every change made before the reboot is
 // undone when a later step fails.
 import { posix } from 'node:path';
-import { deviceTypeMismatch, type HostAgent, imageDownloadRecord } from '../agent/host-agent.ts';
+import { type HostAgent, imageDownloadRecord } from '../agent/host-agent.ts';
 import { RefusalError } from '../errors.ts';
 import type { Facts } from '../facts/facts.ts';
-import { planNetwork } from '../network/plan-network.ts';
 import { redactSecrets } from '../network/redact.ts';
 import type { Plan } from '../plan/plan.ts';
-import { busyboxArchProblem } from '../platform/busybox-arch.ts';
-import { planMigration } from '../platform/plan-migration.ts';
 import type { HostReport } from '../report/host-report.ts';
 import { shellQuote } from '../ssh/quote.ts';
 import type { SshSession } from '../ssh/session.ts';
@@ -18,7 +15,7 @@ import { connectBalena, connectHost, type Prompts } from './connect.ts';
 import { hostOsOf } from './host-os.ts';
 import { describeError } from './next-step.ts';
 import { finishOnBalenaOS } from './on-balena.ts';
-import { buildHostInitramfs } from './payload.ts';
+import { planHost } from './plan-host.ts';
 import { probeHost } from './probe.ts';
 import { readBootId, rebootHost } from './reboot.ts';
 import { HostRecorder } from './recorder.ts';
@@ -62,15 +59,8 @@ async function alreadyBalena(target: HostTarget, settings: RunSettings, prompts:
   }
 }
 
-function timestamp(): string {
-  return new Date()
-    .toISOString()
-    .replace(/[-:]/g, '')
-    .replace(/\.\d+Z$/, 'Z');
-}
-
 export async function runHost(job: HostJob): Promise<HostReport> {
-  const { target, settings, resources, prompts, ctx } = job;
+  const { target, settings, prompts, ctx } = job;
   const rec = new HostRecorder(
     {
       host: target.name,
@@ -117,58 +107,7 @@ export async function runHost(job: HostJob): Promise<HostReport> {
     }
 
     phase = 'plan';
-    const plan = await rec.phase('plan', async () => {
-      const imagePath = target.image ?? settings.image;
-      const [image, configJson, busybox] = await Promise.all([
-        resources.image(imagePath),
-        resources.configJson(target.configJson ?? settings.configJson),
-        resources.bytes(settings.busyboxPath, 'busybox (Debian package busybox-static)'),
-      ]);
-      // a busybox this host cannot run is no stage2 at all (platform/busybox-arch.ts)
-      const busyboxProblem = busyboxArchProblem(busybox, settings.busyboxPath, facts.arch);
-      if (busyboxProblem) throw new RefusalError([busyboxProblem]);
-      const kernel =
-        settings.kernel === 'host'
-          ? ({ source: 'host' } as const)
-          : ({ source: 'file', file: await resources.file(settings.kernel) } as const);
-      const initramfs = await buildHostInitramfs(session!, facts, busybox);
-      // the old OS's network config, read as root along with the probe: in memory only, never in facts or reports
-      const net = settings.network ?? { wifi: 'all' as const, requireNetwork: true, extraFiles: [] };
-      const sources = probed.network!();
-      const extraFiles = await Promise.all(
-        net.extraFiles.map(async (path) => ({ path, data: await resources.bytes(path, 'network keyfile') })),
-      );
-      const network = planNetwork({
-        facts,
-        sources: sources.files,
-        options: { wifi: net.wifi, requireNetwork: net.requireNetwork, extraFiles },
-      });
-      for (const skipped of sources.skipped) network.notes.push(`network: ${skipped} (not read)`);
-      const result = planMigration({
-        hostName: target.name,
-        facts,
-        mode: settings.mode,
-        image,
-        configJson,
-        workDir,
-        kernel,
-        initramfs: { data: initramfs.data, sha256: initramfs.sha256 },
-        failMode: settings.failMode,
-        ramMarginBytes: settings.ramMarginBytes,
-        timestamp: timestamp(),
-        network,
-        stage2Pretend: settings.stage2Pretend ?? false,
-        logDevice: settings.logDevice ?? null,
-        imageDeviceType: await resources.imageDeviceType(imagePath),
-        configDeviceType: await resources.configDeviceType(target.configJson ?? settings.configJson),
-        allowDeviceTypeMismatch: settings.allowDeviceTypeMismatch ?? false,
-        bootManager: settings.bootManager ?? 'auto',
-      });
-      if (!result.ok) throw new RefusalError(result.reasons);
-      const mismatch = job.agent && deviceTypeMismatch(result.plan.deviceType, job.agent.deviceType);
-      if (mismatch) throw new RefusalError([mismatch]);
-      return result.plan;
-    });
+    const plan = await rec.phase('plan', () => planHost(job, session!, probed));
     rec.report.deviceType = plan.deviceType;
     rec.report.bootManager = plan.bootManager;
     rec.report.plan = printablePlan(plan);

@@ -41,6 +41,7 @@ import type { ExecResult, SshSession } from '../ssh/session.ts';
 import { readBootIdOf } from './host-os.ts';
 import { describeError } from './next-step.ts';
 import { finishOnBalenaOS } from './on-balena.ts';
+import { timestamp } from './plan-host.ts';
 import type { HostRecorder } from './recorder.ts';
 import type { HostJob } from './run-host.ts';
 import { waitForComeback } from './verify.ts';
@@ -110,13 +111,6 @@ function windowsInitramfs(busybox: Buffer): { data: Buffer; sha256: string } {
     initramfsCache.set(busybox, built);
   }
   return built;
-}
-
-function timestamp(): string {
-  return new Date()
-    .toISOString()
-    .replace(/[-:]/g, '')
-    .replace(/\.\d+Z$/, 'Z');
 }
 
 /** Plans the host from its facts and the run's inputs; throws RefusalError with every reason. */
