@@ -33,7 +33,7 @@ afterEach(() => {
 const meta = {
   runId: '20250301-100000-a1b2',
   command: 'run' as const,
-  mode: 'image',
+  mode: 'standalone',
   startedAt: '2025-03-01T10:00:00.000Z',
   endedAt: '2025-03-01T10:14:03.000Z',
   exitCode: 1,
