@@ -20,23 +20,39 @@ export function timestamp(): string {
     .replace(/\.\d+Z$/, 'Z');
 }
 
-export async function planHost(job: HostJob, session: SshSession, probed: ProbeResult): Promise<Plan> {
+/**
+ * What every platform's planner takes from the laptop: the image, config.json, busybox, the
+ * stage2 kernel, and the device types the image and config.json name. Refuses a busybox the
+ * host (of architecture `arch`) cannot run: that is no stage2 at all (platform/busybox-arch.ts).
+ */
+export async function loadPlanInputs(job: HostJob, arch: string) {
   const { target, settings, resources } = job;
-  const { facts } = probed;
-  const workDir = target.workDir ?? settings.workDir;
   const imagePath = target.image ?? settings.image;
+  const configPath = target.configJson ?? settings.configJson;
   const [image, configJson, busybox] = await Promise.all([
     resources.image(imagePath),
-    resources.configJson(target.configJson ?? settings.configJson),
+    resources.configJson(configPath),
     resources.bytes(settings.busyboxPath, 'busybox (Debian package busybox-static)'),
   ]);
-  // a busybox this host cannot run is no stage2 at all (platform/busybox-arch.ts)
-  const busyboxProblem = busyboxArchProblem(busybox, settings.busyboxPath, facts.arch);
+  const busyboxProblem = busyboxArchProblem(busybox, settings.busyboxPath, arch);
   if (busyboxProblem) throw new RefusalError([busyboxProblem]);
   const kernel =
     settings.kernel === 'host'
       ? ({ source: 'host' } as const)
       : ({ source: 'file', file: await resources.file(settings.kernel) } as const);
+  const imageDeviceType = await resources.imageDeviceType(imagePath);
+  const configDeviceType = await resources.configDeviceType(configPath);
+  return { image, configJson, busybox, kernel, imageDeviceType, configDeviceType };
+}
+
+export async function planHost(job: HostJob, session: SshSession, probed: ProbeResult): Promise<Plan> {
+  const { target, settings, resources } = job;
+  const { facts } = probed;
+  const workDir = target.workDir ?? settings.workDir;
+  const { image, configJson, busybox, kernel, imageDeviceType, configDeviceType } = await loadPlanInputs(
+    job,
+    facts.arch,
+  );
   const initramfs = await buildHostInitramfs(session, facts, busybox);
   // the old OS's network config, read as root along with the probe: in memory only, never in facts or reports
   const net = settings.network ?? { wifi: 'all' as const, requireNetwork: true, extraFiles: [] };
@@ -65,8 +81,8 @@ export async function planHost(job: HostJob, session: SshSession, probed: ProbeR
     network,
     stage2Pretend: settings.stage2Pretend ?? false,
     logDevice: settings.logDevice ?? null,
-    imageDeviceType: await resources.imageDeviceType(imagePath),
-    configDeviceType: await resources.configDeviceType(target.configJson ?? settings.configJson),
+    imageDeviceType,
+    configDeviceType,
     allowDeviceTypeMismatch: settings.allowDeviceTypeMismatch ?? false,
     bootManager: settings.bootManager ?? 'auto',
   });

@@ -12,7 +12,6 @@ import { deviceTypeMismatch } from '../agent/host-agent.ts';
 import { RefusalError, RemoteCommandError, UnreachableError } from '../errors.ts';
 import { parseWindowsFacts, type WindowsFacts } from '../facts/windows.ts';
 import { redactSecrets } from '../network/redact.ts';
-import { busyboxArchProblem } from '../platform/busybox-arch.ts';
 import {
   applyVerdict,
   parseWindowsStage2Log,
@@ -41,7 +40,7 @@ import type { ExecResult, SshSession } from '../ssh/session.ts';
 import { readBootIdOf } from './host-os.ts';
 import { describeError } from './next-step.ts';
 import { finishOnBalenaOS } from './on-balena.ts';
-import { timestamp } from './plan-host.ts';
+import { loadPlanInputs, timestamp } from './plan-host.ts';
 import type { HostRecorder } from './recorder.ts';
 import type { HostJob } from './run-host.ts';
 import { waitForComeback } from './verify.ts';
@@ -115,20 +114,11 @@ function windowsInitramfs(busybox: Buffer): { data: Buffer; sha256: string } {
 
 /** Plans the host from its facts and the run's inputs; throws RefusalError with every reason. */
 async function planHost(job: HostJob, facts: WindowsFacts, workDir: string): Promise<WindowsPlan> {
-  const { target, settings, resources } = job;
-  const imagePath = target.image ?? settings.image;
-  const configPath = target.configJson ?? settings.configJson;
-  const [image, configJson, busybox] = await Promise.all([
-    resources.image(imagePath),
-    resources.configJson(configPath),
-    resources.bytes(settings.busyboxPath, 'busybox (Debian package busybox-static)'),
-  ]);
-  const busyboxProblem = busyboxArchProblem(busybox, settings.busyboxPath, facts.arch);
-  if (busyboxProblem) throw new RefusalError([busyboxProblem]);
-  const kernel =
-    settings.kernel === 'host'
-      ? ({ source: 'host' } as const)
-      : ({ source: 'file', file: await resources.file(settings.kernel) } as const);
+  const { target, settings } = job;
+  const { image, configJson, busybox, kernel, imageDeviceType, configDeviceType } = await loadPlanInputs(
+    job,
+    facts.arch,
+  );
   const result = planWindowsHost({
     hostName: target.name,
     facts,
@@ -142,8 +132,8 @@ async function planHost(job: HostJob, facts: WindowsFacts, workDir: string): Pro
     ramMarginBytes: settings.ramMarginBytes,
     timestamp: timestamp(),
     stage2Pretend: settings.stage2Pretend ?? false,
-    imageDeviceType: await resources.imageDeviceType(imagePath),
-    configDeviceType: await resources.configDeviceType(configPath),
+    imageDeviceType,
+    configDeviceType,
     allowDeviceTypeMismatch: settings.allowDeviceTypeMismatch ?? false,
     kernelConfig: kernel.source === 'file' ? readKernelConfigBeside(kernel.file.path) : null,
     // the startup.nsh fallback moves Windows' boot files: opt-in only (stage2.windowsFallback)
