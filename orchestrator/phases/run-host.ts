@@ -14,7 +14,14 @@ import { applyPlan, type SessionSource, undoApply } from './apply.ts';
 import { connectBalena, connectHost, type Prompts } from './connect.ts';
 import { hostOsOf } from './host-os.ts';
 import { describeError } from './next-step.ts';
-import { finishOnBalenaOS } from './on-balena.ts';
+import {
+  comebackWatch,
+  finishOnBalenaOS,
+  finishOnOldOS,
+  finishRefused,
+  finishVerifyTimeout,
+  stopBeforeApply,
+} from './outcomes.ts';
 import { planHost } from './plan-host.ts';
 import { probeHost } from './probe.ts';
 import { readBootId, rebootHost } from './reboot.ts';
@@ -128,12 +135,8 @@ export async function runHost(job: HostJob): Promise<HostReport> {
       record.bytes = bytesSent;
       rec.report.bytesSent += bytesSent;
     });
-    if (settings.mode === 'pretend') {
-      ctx.log('pretend: payload uploaded and verified; boot setup not applied, host not rebooted');
-      return rec.finish('ready');
-    }
-    if (ctx.signal.aborted)
-      throw new Error('aborted by the operator before the boot setup; nothing was applied');
+    const stopped = stopBeforeApply(job, rec, 'rebooted');
+    if (stopped) return stopped;
 
     phase = 'apply';
     applied = true;
@@ -156,15 +159,7 @@ export async function runHost(job: HostJob): Promise<HostReport> {
         connectBalena: () => connectBalena(target, settings, prompts),
         connectOld: () => connectHost(target, settings, prompts),
         oldBootId,
-        timeoutMs: settings.verify.timeoutSeconds * 1000,
-        signal: ctx.signal,
-        // seconds waited of the allowed time, so the display shows the host is still being watched
-        onWait: (elapsedMs) =>
-          ctx.progress(
-            Math.round(elapsedMs / 1000),
-            settings.verify.timeoutSeconds,
-            'seconds waiting for the host',
-          ),
+        ...comebackWatch(job),
       }),
     );
     if (comeback.kind === 'balena') return await finishOnBalenaOS(comeback.session, rec, job);
@@ -177,37 +172,16 @@ export async function runHost(job: HostJob): Promise<HostReport> {
       if (log.exitCode !== 0) log = await session.exec(`cat ${shellQuote(bootLog)}`, { sudo: true });
       rec.report.stage2Log = log.exitCode === 0 ? redactSecrets(log.stdout) : null;
       await rec.phase('undo', () => undoApply(session!, workDir));
-      // stage2.pretend: the rehearsal on the device; it passed when stage2 says every check did
-      if (
-        plan.stage2Config.mode === 'pretend' &&
-        /pretend: every check passed/.test(rec.report.stage2Log ?? '')
-      ) {
-        ctx.log('stage2 pretend: every check passed on the device; nothing was written; back on the old OS');
-        return rec.finish('ready');
-      }
-      const why = rec.report.stage2Log
-        ? 'stage2 stopped before writing and the host went back to its old OS; the stage2 log says why'
-        : `the host came back on its old OS but stage2 left no log: stage2 may not have run (${plan.oneShot.mechanism} ignored?) or died before it could save one (a kernel panic reboots after 10 s)`;
-      return rec.finish('reverted', {
-        class: 'Stage2Reverted',
-        message: why,
-        nextStep: 'read the stage2 log in this report, fix the cause, and re-run this host',
+      return finishOnOldOS(rec, job, plan.stage2Config.mode === 'pretend', {
+        oldOs: 'the old OS',
+        reverted:
+          'stage2 stopped before writing and the host went back to its old OS; the stage2 log says why',
+        noLog: `the host came back on its old OS but stage2 left no log: stage2 may not have run (${plan.oneShot.mechanism} ignored?) or died before it could save one (a kernel panic reboots after 10 s)`,
       });
     }
-    return rec.finish('needs-attention', {
-      class: 'VerifyTimeout',
-      message: `neither balenaOS nor the old OS answered within ${settings.verify.timeoutSeconds}s (${comeback.lastError})`,
-      nextStep: 'look at the device (console, network): stage2 may still be writing, or it may need a human',
-    });
+    return finishVerifyTimeout(rec, job, 'the old OS', comeback.lastError);
   } catch (err) {
-    if (err instanceof RefusalError) {
-      rec.report.refusalReasons = err.reasons;
-      return rec.finish('refused', {
-        class: 'Refused',
-        message: err.reasons.join('; '),
-        nextStep: 'fix what the reasons say (nothing was changed on the host), then re-run',
-      });
-    }
+    if (err instanceof RefusalError) return finishRefused(rec, err.reasons);
     const error = describeError(err, { phase });
     if (phase === 'connect') {
       // A host migrated by an earlier run no longer answers on its old SSH port, but

@@ -39,7 +39,14 @@ import type { HostReport } from '../report/host-report.ts';
 import type { ExecResult, SshSession } from '../ssh/session.ts';
 import { readBootIdOf } from './host-os.ts';
 import { describeError } from './next-step.ts';
-import { finishOnBalenaOS } from './on-balena.ts';
+import {
+  comebackWatch,
+  finishOnBalenaOS,
+  finishOnOldOS,
+  finishRefused,
+  finishVerifyTimeout,
+  stopBeforeApply,
+} from './outcomes.ts';
 import { loadPlanInputs, timestamp } from './plan-host.ts';
 import type { HostRecorder } from './recorder.ts';
 import type { HostJob } from './run-host.ts';
@@ -304,12 +311,8 @@ export async function runWindowsHost(
       record.bytes = sent;
       rec.report.bytesSent += sent;
     });
-    if (settings.mode === 'pretend') {
-      ctx.log('pretend: payload uploaded and verified; boot setup not applied, host not restarted');
-      return rec.finish('ready');
-    }
-    if (ctx.signal.aborted)
-      throw new Error('aborted by the operator before the boot setup; nothing was applied');
+    const stopped = stopBeforeApply(job, rec, 'restarted');
+    if (stopped) return stopped;
 
     phase = 'apply';
     applied = true;
@@ -329,11 +332,8 @@ export async function runWindowsHost(
         connectOld: () => connect.old() as Promise<SshSession>,
         readBootId: (s) => readBootIdOf(s),
         oldBootId,
-        timeoutMs: settings.verify.timeoutSeconds * 1000,
+        ...comebackWatch(job),
         ...(opts.verifyPollMs === undefined ? {} : { pollMs: opts.verifyPollMs }),
-        signal: ctx.signal,
-        onWait: (ms) =>
-          ctx.progress(Math.round(ms / 1000), settings.verify.timeoutSeconds, 'seconds waiting for the host'),
       }),
     );
     if (comeback.kind === 'balena') return await finishOnBalenaOS(comeback.session, rec, job);
@@ -341,35 +341,17 @@ export async function runWindowsHost(
       session = comeback.session;
       rec.report.stage2Log = await readWindowsStage2Log(session, plan);
       await rec.phase('undo', () => undoWindows(session!, workDir));
-      if (
-        plan.stage2Config.mode === 'pretend' &&
-        /pretend: every check passed/.test(rec.report.stage2Log ?? '')
-      ) {
-        ctx.log('stage2 pretend: every check passed on the device; nothing was written; back on Windows');
-        return rec.finish('ready');
-      }
-      return rec.finish('reverted', {
-        class: 'Stage2Reverted',
-        message: rec.report.stage2Log
-          ? 'stage2 stopped before writing and the host went back to Windows; undo.ps1 removed the boot setup; the stage2 log says why'
-          : 'the host came back on Windows but stage2 left no log: the firmware may have ignored BootNext, or stage2 died before it could save one; undo.ps1 removed the boot setup',
-        nextStep: 'read the stage2 log in this report, fix the cause, and re-run this host',
+      return finishOnOldOS(rec, job, plan.stage2Config.mode === 'pretend', {
+        oldOs: 'Windows',
+        reverted:
+          'stage2 stopped before writing and the host went back to Windows; undo.ps1 removed the boot setup; the stage2 log says why',
+        noLog:
+          'the host came back on Windows but stage2 left no log: the firmware may have ignored BootNext, or stage2 died before it could save one; undo.ps1 removed the boot setup',
       });
     }
-    return rec.finish('needs-attention', {
-      class: 'VerifyTimeout',
-      message: `neither balenaOS nor Windows answered within ${settings.verify.timeoutSeconds}s (${comeback.lastError})`,
-      nextStep: 'look at the device (console, network): stage2 may still be writing, or it may need a human',
-    });
+    return finishVerifyTimeout(rec, job, 'Windows', comeback.lastError);
   } catch (err) {
-    if (err instanceof RefusalError) {
-      rec.report.refusalReasons = err.reasons;
-      return rec.finish('refused', {
-        class: 'Refused',
-        message: err.reasons.join('; '),
-        nextStep: 'fix what the reasons say (nothing was changed on the host), then re-run',
-      });
-    }
+    if (err instanceof RefusalError) return finishRefused(rec, err.reasons);
     const error = describeError(err, { phase });
     if (applied) {
       // Something failed between the start of apply.ps1 and the restart: undo the boot setup.
